@@ -1,0 +1,121 @@
+# harmonicd — plain GNU make.  Targets: all run check install uninstall clean.
+# SANITIZE=address,undefined builds into build-asan/ with sanitizers.
+
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+DESTDIR    ?=
+BINDIR      = $(PREFIX)/bin
+SBINDIR     = $(PREFIX)/sbin
+MANDIR      = $(PREFIX)/share/man
+DATADIR     = $(PREFIX)/share/harmonicd
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+
+CC      ?= cc
+PKGS     = libmicrohttpd libcurl jansson libconfig libsystemd
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+
+WARN = -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes \
+       -Wmissing-prototypes -Wwrite-strings -Wpointer-arith -Wcast-qual \
+       -Wundef -Wvla -Wno-unused-parameter -Wimplicit-fallthrough
+OPT     ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -Iinclude -MMD -MP \
+           -DHARMONIC_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
+
+ifneq ($(SANITIZE),)
+BUILD   ?= build-asan
+CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZE)
+OPT      = -O1 -g
+else
+BUILD   ?= build
+endif
+
+# Sources: every daemon/*.c is a library module except the program entry
+# points (main.c, ctl_*.c, sim_*.c), so tests link against all of them.
+ALL_SRCS  := $(wildcard daemon/*.c)
+CTL_SRCS  := $(wildcard daemon/ctl_*.c)
+SIM_SRCS  := $(wildcard daemon/sim_*.c)
+LIB_SRCS  := $(filter-out daemon/main.c $(CTL_SRCS) $(SIM_SRCS),$(ALL_SRCS))
+obj        = $(patsubst daemon/%.c,$(BUILD)/obj/%.o,$(1))
+LIB        = $(BUILD)/libharmonic.a
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+
+PROGS = $(BUILD)/harmonicd $(BUILD)/harmonicctl $(BUILD)/harmonic-sim
+
+.PHONY: all run check check-unit check-integration check-asan deps install uninstall clean format fuzz
+all: $(PROGS)
+
+$(BUILD)/obj/%.o: daemon/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIB): $(call obj,$(LIB_SRCS))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/harmonicd: $(call obj,daemon/main.c) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/harmonicctl: $(call obj,$(CTL_SRCS)) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/harmonic-sim: $(call obj,$(SIM_SRCS)) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+
+deps:
+	@scripts/deps.sh
+
+# The embedded default stack: two simulated hosts and the daemon.
+run: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/run-demo.sh $(BUILD)
+
+check: deps
+	@$(MAKE) --no-print-directory all $(UNIT_BINS)
+	@$(MAKE) --no-print-directory check-unit check-integration
+	@$(MAKE) --no-print-directory SANITIZE=address,undefined check-asan
+
+check-unit: $(UNIT_BINS)
+	@scripts/run-unit.sh $(BUILD) $(UNIT_BINS)
+
+check-integration: $(PROGS)
+	@scripts/run-integration.sh $(BUILD)
+
+check-asan:
+	@$(MAKE) --no-print-directory all $(UNIT_BINS)
+	@$(MAKE) --no-print-directory check-unit check-integration
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/harmonicd \
+	    $(DESTDIR)$(DATADIR)/sim $(DESTDIR)$(DATADIR)/examples $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(BUILD)/harmonicd $(DESTDIR)$(SBINDIR)/harmonicd
+	install -m 0755 $(BUILD)/harmonicctl $(BUILD)/harmonic-sim $(DESTDIR)$(BINDIR)/
+	test -e $(DESTDIR)$(SYSCONFDIR)/harmonicd/harmonicd.conf || \
+	    install -m 0644 etc/harmonicd.conf $(DESTDIR)$(SYSCONFDIR)/harmonicd/harmonicd.conf
+	install -m 0644 etc/examples/*.conf $(DESTDIR)$(DATADIR)/examples/
+	install -m 0644 etc/sim/*.conf $(DESTDIR)$(DATADIR)/sim/
+	for u in systemd/*.service systemd/*.socket; do [ -e "$$u" ] && \
+	    sed 's|@SBINDIR@|$(SBINDIR)|g' $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u); done; true
+	for m in docs/man/*.[158]; do [ -e "$$m" ] && \
+	    install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/; done; true
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/harmonicd $(DESTDIR)$(BINDIR)/harmonicctl $(DESTDIR)$(BINDIR)/harmonic-sim
+	rm -rf $(DESTDIR)$(DATADIR)
+	rm -f $(DESTDIR)$(UNITDIR)/harmonicd.service $(DESTDIR)$(UNITDIR)/harmonicd.socket
+	rm -f $(DESTDIR)$(MANDIR)/man8/harmonicd.8 $(DESTDIR)$(MANDIR)/man5/harmonicd.conf.5 \
+	    $(DESTDIR)$(MANDIR)/man1/harmonicctl.1 $(DESTDIR)$(MANDIR)/man1/harmonic-sim.1
+
+format:
+	clang-format -i daemon/*.c include/*.h tests/unit/*.c
+
+clean:
+	rm -rf build build-asan
+
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/*.d)

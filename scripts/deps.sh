@@ -1,0 +1,30 @@
+#!/bin/sh
+# Install the Debian packages that building and testing harmonicd need.
+# Silent and a no-op when everything is present; runs apt-get update only
+# when something must be installed.  Extra package names may be passed as
+# arguments (e.g. scripts/deps.sh haproxy wrk for the benchmarks).
+set -eu
+
+pkgs="gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev
+libconfig-dev libsystemd-dev libcmocka-dev curl systemd"
+pkgs="$pkgs $*"
+
+missing=""
+for p in $pkgs; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
+		missing="$missing $p"
+	fi
+done
+# Node runs the integration tests; accept any node/npm already on PATH.
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
+
+[ -z "$missing" ] && exit 0
+
+echo "deps: installing$missing" >&2
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >&2
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >&2
