@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <libconfig.h>
 #include <limits.h>
 #include <math.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "log.h"
 #include "xmalloc.h"
@@ -127,7 +129,8 @@ read_number(struct ctx *c, const config_setting_t *s, const char *path, bool wan
 		return false;
 	}
 	if (!isfinite(v) || v < min || v > max) {
-		report(c, DIAG_ERROR, s, 0, path, "%g is out of range (min %g, max %g)", v, min, max);
+		/* %.15g: exact for every limit in the tables (%g would print 1073741824 as 1.07374e+09). */
+		report(c, DIAG_ERROR, s, 0, path, "%.15g is out of range (min %.15g, max %.15g)", v, min, max);
 		return false;
 	}
 	*out = v;
@@ -338,13 +341,27 @@ valid_ident(const char *s)
 	return true;
 }
 
+/* A decimal port number, digits only (strtol alone takes "+80" and " 80"). */
+static bool
+valid_port(const char *s, size_t len, long min)
+{
+	long port = 0;
+
+	if (len == 0 || len > 5)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (!isdigit((unsigned char)s[i]))
+			return false;
+		port = port * 10 + (s[i] - '0');
+	}
+	return port >= min && port <= 65535;
+}
+
 /* "host:port", "[v6]:port" or "unix:/path". */
 static bool
 valid_listen(const char *s)
 {
 	const char *colon;
-	char *end;
-	long port;
 
 	if (strncmp(s, "unix:", 5) == 0)
 		return s[5] == '/' && strlen(s) < 100;
@@ -354,12 +371,40 @@ valid_listen(const char *s)
 			return false;
 		colon = rb + 1;
 	} else {
-		colon = strrchr(s, ':');
-		if (colon == NULL || colon == s)
+		/* A bare IPv6 address ("::1:11435") is ambiguous: brackets required. */
+		colon = strchr(s, ':');
+		if (colon == NULL || colon == s || strchr(colon + 1, ':') != NULL)
 			return false;
 	}
-	port = strtol(colon + 1, &end, 10);
-	return *end == '\0' && colon[1] != '\0' && port >= 0 && port <= 65535;
+	return valid_port(colon + 1, strlen(colon + 1), 0);
+}
+
+/* "host", "host:port", "[v6]" or "[v6]:port": a non-empty host, a real port. */
+static bool
+url_authority_ok(const char *p, size_t len)
+{
+	const char *port;
+
+	if (p[0] == '[') {
+		const char *rb = memchr(p, ']', len);
+		if (rb == NULL || rb == p + 1)
+			return false;
+		port = rb + 1;
+		if (port == p + len)
+			return true;
+		if (*port != ':')
+			return false;
+	} else {
+		port = memchr(p, ':', len);
+		if (port == p)
+			return false;
+		if (port == NULL)
+			return true;
+		if (memchr(port + 1, ':', (size_t)(p + len - port - 1)) != NULL)
+			return false;
+	}
+	port++;
+	return valid_port(port, (size_t)(p + len - port), 1);
 }
 
 /* Split "http://host[:port][/]" into the base URL and host:port. */
@@ -378,6 +423,8 @@ parse_url(const char *url, char **base, char **host_port)
 	for (size_t i = 0; i < len; i++)
 		if (isspace((unsigned char)p[i]) || p[i] == '@')
 			return false;
+	if (!url_authority_ok(p, len))
+		return false;
 	*host_port = xstrndup(p, len);
 	if (strchr(*host_port, ':') == NULL || (*host_port)[0] == '[') {
 		/* Ollama's default port when none is given (and bare IPv6). */
@@ -809,8 +856,9 @@ check_budget(struct ctx *c, struct config *cfg)
 
 /* ---- entry points ---- */
 
+/* read_errno: errno right after a failed config_read_file, or 0. */
 static struct config *
-load(config_t *lc, const char *name, bool ok_parse, struct config_diags *diags)
+load(config_t *lc, const char *name, bool ok_parse, int read_errno, struct config_diags *diags)
 {
 	struct ctx c = {name, diags};
 	struct config *cfg;
@@ -820,7 +868,8 @@ load(config_t *lc, const char *name, bool ok_parse, struct config_diags *diags)
 		const char *f = config_error_file(lc) ? config_error_file(lc) : name;
 		char *text;
 		if (config_error_type(lc) == CONFIG_ERR_FILE_IO)
-			text = xasprintf("%s:0: cannot read the configuration file", name);
+			text = xasprintf("%s:0: cannot read the configuration file: %s", name,
+			    read_errno ? strerror(read_errno) : "I/O error");
 		else
 			text = xasprintf("%s:%d: %s", f, config_error_line(lc), config_error_text(lc));
 		diag_add(diags, DIAG_ERROR, text);
@@ -865,13 +914,19 @@ struct config *
 config_load(const char *file, struct config_diags *diags)
 {
 	struct config *cfg;
+	struct stat st;
 	config_t lc;
-	int ok;
+	int ok, read_errno;
 
 	config_init(&lc);
 	set_include_dir(&lc, file);
+	errno = 0;
 	ok = config_read_file(&lc, file);
-	cfg = load(&lc, file, ok == CONFIG_TRUE, diags);
+	read_errno = errno;
+	/* fopen() succeeds on a directory; the read then fails without errno. */
+	if (ok != CONFIG_TRUE && read_errno == 0 && stat(file, &st) == 0 && S_ISDIR(st.st_mode))
+		read_errno = EISDIR;
+	cfg = load(&lc, file, ok == CONFIG_TRUE, ok == CONFIG_TRUE ? 0 : read_errno, diags);
 	config_destroy(&lc);
 	return cfg;
 }
@@ -885,7 +940,7 @@ config_load_string(const char *text, const char *name, struct config_diags *diag
 
 	config_init(&lc);
 	ok = config_read_string(&lc, text);
-	cfg = load(&lc, name, ok == CONFIG_TRUE, diags);
+	cfg = load(&lc, name, ok == CONFIG_TRUE, 0, diags);
 	config_destroy(&lc);
 	return cfg;
 }
