@@ -1,0 +1,621 @@
+/*
+ * http: libmicrohttpd front in external epoll mode.
+ *
+ * The access handler runs three times per forwarded request: at the
+ * headers (route, method, size checks, request object), for each piece of
+ * body (bounded append), and at the end of the body (parse, enqueue,
+ * suspend).  Whoever later has an answer (dispatcher, upstream, timeout)
+ * prepares it on the request and resumes the connection; MHD then calls
+ * the handler once more and respond() queues the answer.  A handler that
+ * neither queues a response nor suspends would make MHD busy-loop, so
+ * every path below does one or the other, or returns MHD_NO.
+ */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "config.h"
+#include "ev.h"
+#include "log.h"
+#include "request.h"
+#include "sched.h"
+#include "upstream.h"
+#include "xmalloc.h"
+
+#define MAX_LISTEN 16
+#define AGENT_MAX 128
+
+struct listener {
+	struct MHD_Daemon *mhd;
+	struct ev_io io;
+	int fd;
+	char *unix_path;        /* unlinked at shutdown; owned */
+};
+
+static struct listener listeners[MAX_LISTEN];
+static int n_listeners;
+static struct ev_timer mhd_timer;
+static struct config *current_cfg; /* a reference; new requests use it */
+static bool resumed;               /* a connection was resumed since the last MHD_run */
+
+void
+http_note_resume(void)
+{
+	resumed = true;
+}
+
+static void
+run_all(void)
+{
+	for (int i = 0; i < n_listeners; i++)
+		if (listeners[i].mhd != NULL)
+			MHD_run(listeners[i].mhd);
+}
+
+static void
+on_mhd_ready(int fd, uint32_t events, void *arg)
+{
+	MHD_run(((struct listener *)arg)->mhd);
+}
+
+static void
+on_mhd_timer(void *arg)
+{
+	run_all();
+}
+
+/* Before each wait: let MHD's own timeouts wake the loop. */
+static int64_t
+prepare(void *arg)
+{
+	MHD_UNSIGNED_LONG_LONG best = 0;
+	bool have = false;
+
+	/* Resumes from our callbacks: let MHD act on them before we sleep.
+	 * Bounded: a resume inside MHD_run is handled on the next pass. */
+	for (int pass = 0; resumed && pass < 4; pass++) {
+		resumed = false;
+		run_all();
+	}
+	for (int i = 0; i < n_listeners; i++) {
+		MHD_UNSIGNED_LONG_LONG t;
+		if (listeners[i].mhd != NULL && MHD_get_timeout(listeners[i].mhd, &t) == MHD_YES &&
+		    (!have || t < best)) {
+			best = t;
+			have = true;
+		}
+	}
+	if (have)
+		ev_timer_start(&mhd_timer, (uint64_t)best * 1000u);
+	else
+		ev_timer_stop(&mhd_timer);
+	return -1;
+}
+
+static void
+mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+
+	/* Client disconnects are routine; keep them out of the warning log. */
+	if (!log_enabled(LOG_LEVEL_DEBUG))
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg[strcspn(msg, "\n")] = '\0';
+	log_debug("mhd: %s", msg);
+}
+
+/* ---- answers ---- */
+
+static enum MHD_Result
+queue_buffer(struct MHD_Connection *c, int status, const char *ctype, char *body, size_t len, int retry_after)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	enum MHD_Result ret;
+
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	if (retry_after > 0) {
+		char v[16];
+		snprintf(v, sizeof(v), "%d", retry_after);
+		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, v);
+	}
+	ret = MHD_queue_response(c, (unsigned)status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result
+queue_text(struct MHD_Connection *c, int status, const char *text)
+{
+	return queue_buffer(c, status, "text/plain; charset=utf-8", xstrdup(text), strlen(text), 0);
+}
+
+static enum MHD_Result
+queue_error(struct MHD_Connection *c, const struct route *r, int status, const char *msg)
+{
+	json_t *o = r != NULL && route_is_openai(r)
+	    ? json_pack("{s:{s:s,s:s,s:n,s:n}}", "error", "message", msg, "type",
+	          status == 401 ? "authentication_error" : status == 404 ? "not_found_error" : "invalid_request_error",
+	          "param", "code")
+	    : json_pack("{s:s}", "error", msg);
+	char *s = json_dumps(o, JSON_COMPACT);
+
+	json_decref(o);
+	return queue_buffer(c, status, "application/json; charset=utf-8", s, strlen(s), 0);
+}
+
+static void
+add_harmonic_headers(struct MHD_Response *r, const struct request *req)
+{
+	char v[32];
+
+	if (req->placement != NULL)
+		MHD_add_response_header(r, "X-Harmonic-Host", req->placement->host->cfg->name);
+	if (req->t_enqueue_us != 0) {
+		uint64_t end = req->t_dispatch_us >= req->t_enqueue_us ? req->t_dispatch_us : ev_now_us();
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)((end - req->t_enqueue_us) / 1000u));
+		MHD_add_response_header(r, "X-Harmonic-Queue-Ms", v);
+	}
+}
+
+static ssize_t
+relay_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct request *req = cls;
+	size_t pending = request_buf_pending(req);
+
+	if (req->client_gone)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	if (pending > 0) {
+		size_t n = pending < max ? pending : max;
+		memcpy(buf, req->buf + req->buf_off, n);
+		req->buf_off += n;
+		if (req->up_paused && pending - n <= RELAY_LOW_WATER)
+			upstream_unpause(req);
+		return (ssize_t)n;
+	}
+	if (req->up_done)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	/* Nothing to send yet: suspend (a bare 0 would busy-loop MHD). */
+	req->suspended = true;
+	MHD_suspend_connection(req->conn);
+	return 0;
+}
+
+static void
+relay_free(void *cls)
+{
+	request_unref(cls);
+}
+
+static enum MHD_Result
+respond(struct request *req)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	if (req->response_queued)
+		return MHD_YES;
+	switch (req->state) {
+	case REQUEST_REPLYING:
+		r = MHD_create_response_from_buffer(req->reply_len, req->reply_body, MHD_RESPMEM_MUST_COPY);
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, req->reply_ctype);
+		if (req->retry_after > 0) {
+			char v[16];
+			snprintf(v, sizeof(v), "%d", req->retry_after);
+			MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, v);
+		}
+		add_harmonic_headers(r, req);
+		ret = MHD_queue_response(req->conn, (unsigned)req->reply_status, r);
+		MHD_destroy_response(r);
+		req->response_queued = true;
+		return ret;
+	case REQUEST_RELAYING:
+	case REQUEST_DRAINING:
+		r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, relay_read, request_ref(req),
+		    relay_free);
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+		    req->up_ctype[0] ? req->up_ctype : "application/json; charset=utf-8");
+		if (req->stream)
+			MHD_add_response_header(r, "X-Accel-Buffering", "no");
+		add_harmonic_headers(r, req);
+		ret = MHD_queue_response(req->conn, (unsigned)req->up_status, r);
+		MHD_destroy_response(r);
+		req->response_queued = true;
+		return ret;
+	case REQUEST_QUEUED:
+	case REQUEST_WAITING:
+		/* Woken without an answer: wait again. */
+		req->suspended = true;
+		MHD_suspend_connection(req->conn);
+		return MHD_YES;
+	case REQUEST_CLOSED:
+	default:
+		return MHD_NO; /* client gone: let MHD close the connection */
+	}
+}
+
+/* ---- disconnect watch ---- */
+
+static void
+on_rdhup(int fd, uint32_t events, void *arg)
+{
+	struct request *req = arg;
+
+	if (!req->watching)
+		return;
+	request_client_gone(req, "peer closed");
+}
+
+static void
+watch_client(struct request *req)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+	if (req->watching || ci == NULL)
+		return;
+	req->watch.fd = ci->connect_fd;
+	req->watch.cb = on_rdhup;
+	req->watch.arg = req;
+	if (ev_io_add(&req->watch, EPOLLRDHUP | EPOLLONESHOT) == 0)
+		req->watching = true;
+}
+
+static void
+unwatch_client(struct request *req)
+{
+	if (!req->watching)
+		return;
+	ev_io_del(&req->watch);
+	req->watching = false;
+}
+
+/* ---- the handler ---- */
+
+static void
+on_queue_timeout(void *arg)
+{
+	struct request *req = arg;
+	int retry = sched_retry_after(req->model->tier);
+
+	request_close(req, STATS_REJECTED, "queue timeout");
+	request_reply_busy(req, "harmonicd: queue_timeout passed while waiting for a free slot", retry);
+}
+
+/* Body complete: parse, then queue (or send /api/show straight on). */
+static void
+start_request(struct request *req)
+{
+	struct rt_model *m;
+
+	if (req->body_too_large) {
+		char *msg = xasprintf("request body exceeds max_body (%lld bytes)", (long long)req->cfg->max_body);
+		request_close(req, STATS_REJECTED, "body too large");
+		request_reply_error(req, 413, msg);
+		free(msg);
+		return;
+	}
+	if (api_parse(req) != API_PARSED)
+		return;
+	m = req->model;
+	if (!sched_model_available(m)) {
+		request_close(req, STATS_REJECTED, "every host down");
+		request_reply_busy(req, "every host serving this model is down",
+		    (int)(req->cfg->health_interval + 0.999));
+		return;
+	}
+	if (req->unqueued) {
+		for (int k = 0; k < m->n_placements && req->placement == NULL; k++)
+			if (m->placements[k].host->up)
+				req->placement = &m->placements[k];
+		request_set_state(req, REQUEST_WAITING);
+		if (upstream_start(req) < 0) {
+			request_close(req, STATS_FAILED, "cannot start backend transfer");
+			request_reply_error(req, 502, "harmonicd: cannot start the backend request");
+		}
+		return;
+	}
+	if (sched_enqueue(req, false) < 0) {
+		request_close(req, STATS_REJECTED, "tier queue full");
+		request_reply_busy(req, "server busy, please try again.  maximum pending requests exceeded",
+		    sched_retry_after(m->tier));
+		return;
+	}
+	request_set_state(req, REQUEST_QUEUED);
+	ev_timer_init(&req->timer, on_queue_timeout, req);
+	ev_timer_start(&req->timer, (uint64_t)(req->cfg->queue_timeout * 1e6));
+	sched_dispatch();
+}
+
+static enum MHD_Result
+first_call(struct MHD_Connection *c, const char *url, const char *method, void **con_cls)
+{
+	const struct route *r = api_route(url);
+	const char *v;
+	struct request *req;
+
+	if (r == NULL)
+		return queue_text(c, 404, "404 page not found");
+	if (!route_allows(r, method))
+		return queue_text(c, 405, "405 method not allowed");
+	if (r->kind == ROUTE_LOCAL) {
+		struct local_answer a = {0};
+		r->local(url, &a);
+		return queue_buffer(c, a.status, a.ctype, a.body, a.len, a.retry_after);
+	}
+	if (r->kind == ROUTE_UNSUPPORTED)
+		return queue_error(c, r, 501,
+		    "harmonicd does not manage models: pull, push, create, copy and delete on the hosts themselves");
+	v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (v != NULL && strtoull(v, NULL, 10) > (unsigned long long)current_cfg->max_body) {
+		char *msg = xasprintf("request body exceeds max_body (%lld bytes)", (long long)current_cfg->max_body);
+		enum MHD_Result ret;
+		sched->totals.requests++;
+		sched->totals.outcome[STATS_REJECTED]++;
+		ret = queue_error(c, r, 413, msg);
+		free(msg);
+		return ret;
+	}
+	req = request_new(c, r, current_cfg);
+	req->unqueued = r->kind == ROUTE_SHOW;
+	v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Harmonic-Agent");
+	req->agent = v ? xstrndup(v, AGENT_MAX) : xstrdup("");
+	sched->totals.requests++;
+	*con_cls = req;
+	return MHD_YES;
+}
+
+static enum MHD_Result
+on_access(void *cls, struct MHD_Connection *c, const char *url, const char *method, const char *version,
+    const char *upload, size_t *upload_size, void **con_cls)
+{
+	struct request *req = *con_cls;
+
+	if (req == NULL)
+		return first_call(c, url, method, con_cls);
+	if (*upload_size > 0) {
+		size_t n = *upload_size;
+		*upload_size = 0;
+		if (req->body_too_large || req->body_len + n > (size_t)req->cfg->max_body) {
+			req->body_too_large = true; /* keep reading, answer 413 at the end */
+			return MHD_YES;
+		}
+		if (req->body_len + n > req->body_cap) {
+			size_t cap = req->body_cap ? req->body_cap : 1024;
+			while (cap < req->body_len + n)
+				cap *= 2;
+			req->body = xreallocarray(req->body, cap, 1);
+			req->body_cap = cap;
+		}
+		memcpy(req->body + req->body_len, upload, n);
+		req->body_len += n;
+		return MHD_YES;
+	}
+	if (req->state == REQUEST_READING) {
+		start_request(req);
+		if (req->state == REQUEST_QUEUED || req->state == REQUEST_WAITING) {
+			req->suspended = true;
+			MHD_suspend_connection(c);
+			watch_client(req);
+			return MHD_YES;
+		}
+	}
+	return respond(req);
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	struct request *req = *con_cls;
+
+	if (req == NULL)
+		return;
+	*con_cls = NULL;
+	unwatch_client(req); /* before MHD closes the fd */
+	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		request_client_gone(req, "connection ended");
+	else if (!req->accounted)
+		request_close(req, STATS_CANCELLED, "completed without an outcome");
+	req->conn = NULL;
+	req->suspended = false;
+	request_unref(req);
+}
+
+/* ---- listening sockets ---- */
+
+static int
+listen_on(const char *addr, char **unix_path)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int fd, one = 1;
+
+	memset(&ss, 0, sizeof(ss));
+	if (strncmp(addr, "unix:", 5) == 0) {
+		struct sockaddr_un *un = (struct sockaddr_un *)&ss;
+		un->sun_family = AF_UNIX;
+		snprintf(un->sun_path, sizeof(un->sun_path), "%s", addr + 5);
+		unlink(un->sun_path);
+		sl = sizeof(*un);
+		*unix_path = xstrdup(addr + 5);
+	} else {
+		char host[128];
+		const char *colon = strrchr(addr, ':');
+		size_t hl = (size_t)(colon - addr);
+		int port = atoi(colon + 1);
+		if (addr[0] == '[') {
+			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+			snprintf(host, sizeof(host), "%.*s", (int)(hl - 2), addr + 1);
+			in6->sin6_family = AF_INET6;
+			in6->sin6_port = htons((uint16_t)port);
+			if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1)
+				return -1;
+			sl = sizeof(*in6);
+		} else {
+			struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+			snprintf(host, sizeof(host), "%.*s", (int)hl, addr);
+			in4->sin_family = AF_INET;
+			in4->sin_port = htons((uint16_t)port);
+			if (strcmp(host, "localhost") == 0)
+				snprintf(host, sizeof(host), "127.0.0.1");
+			if (inet_pton(AF_INET, host, &in4->sin_addr) != 1)
+				return -1;
+			sl = sizeof(*in4);
+		}
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (ss.ss_family != AF_UNIX)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 1024) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+static int
+start_listener(int fd, const struct config *cfg, char *unix_path)
+{
+	struct listener *l = &listeners[n_listeners];
+	const union MHD_DaemonInfo *info;
+
+	l->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+	    on_access, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)cfg->idle_timeout, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+	    MHD_OPTION_END);
+	if (l->mhd == NULL)
+		return -1;
+	info = MHD_get_daemon_info(l->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	l->fd = fd;
+	l->unix_path = unix_path;
+	l->io.fd = info->epoll_fd;
+	l->io.cb = on_mhd_ready;
+	l->io.arg = l;
+	if (ev_io_add(&l->io, EPOLLIN) < 0) {
+		MHD_stop_daemon(l->mhd);
+		l->mhd = NULL;
+		return -1;
+	}
+	n_listeners++;
+	return 0;
+}
+
+int
+http_init(struct config *cfg)
+{
+	int passed = sd_listen_fds(1);
+
+	current_cfg = config_ref(cfg);
+	ev_timer_init(&mhd_timer, on_mhd_timer, NULL);
+	ev_add_prepare(prepare, NULL);
+	if (passed > 0) {
+		for (int i = 0; i < passed && i < MAX_LISTEN; i++) {
+			int fd = SD_LISTEN_FDS_START + i;
+			if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+				log_errx("socket activation: fd %d is not a listening stream socket", fd);
+				return -1;
+			}
+			if (start_listener(fd, cfg, NULL) < 0) {
+				log_errx("cannot serve on the socket passed by systemd (fd %d)", fd);
+				return -1;
+			}
+		}
+		log_info("listening on %d socket(s) passed by systemd", passed);
+		return 0;
+	}
+	for (int i = 0; i < cfg->n_listen && i < MAX_LISTEN; i++) {
+		char *unix_path = NULL;
+		int fd = listen_on(cfg->listen[i], &unix_path);
+		if (fd < 0) {
+			log_warn("cannot listen on %s", cfg->listen[i]);
+			free(unix_path);
+			return -1;
+		}
+		if (start_listener(fd, cfg, unix_path) < 0) {
+			log_errx("cannot start the HTTP server on %s", cfg->listen[i]);
+			close(fd);
+			free(unix_path);
+			return -1;
+		}
+		log_info("listening on %s", cfg->listen[i]);
+	}
+	return 0;
+}
+
+void
+http_set_config(struct config *cfg)
+{
+	struct config *old = current_cfg;
+
+	current_cfg = config_ref(cfg);
+	config_unref(old);
+}
+
+void
+http_quiesce(void)
+{
+	for (int i = 0; i < n_listeners; i++) {
+		if (listeners[i].mhd != NULL && listeners[i].fd >= 0) {
+			MHD_socket s = MHD_quiesce_daemon(listeners[i].mhd);
+			if (s != MHD_INVALID_SOCKET)
+				close(s);
+			listeners[i].fd = -1;
+		}
+	}
+}
+
+unsigned
+http_connections(void)
+{
+	unsigned n = 0;
+
+	for (int i = 0; i < n_listeners; i++) {
+		const union MHD_DaemonInfo *info;
+		if (listeners[i].mhd == NULL)
+			continue;
+		info = MHD_get_daemon_info(listeners[i].mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+		if (info != NULL)
+			n += info->num_connections;
+	}
+	return n;
+}
+
+void
+http_shutdown(void)
+{
+	/* MHD aborts if stopped with suspended connections: resume first
+	 * (callers have closed every request), then let MHD see the resumes. */
+	request_close_all("shutdown");
+	run_all();
+	for (int i = 0; i < n_listeners; i++) {
+		ev_io_del(&listeners[i].io);
+		MHD_stop_daemon(listeners[i].mhd);
+		listeners[i].mhd = NULL;
+		if (listeners[i].unix_path != NULL) {
+			unlink(listeners[i].unix_path);
+			free(listeners[i].unix_path);
+		}
+	}
+	n_listeners = 0;
+	ev_timer_stop(&mhd_timer);
+	config_unref(current_cfg);
+	current_cfg = NULL;
+}

@@ -1,0 +1,286 @@
+/*
+ * request: lifecycle, references, local answers, the relay buffer and the
+ * single close path.  See request.h for who holds which reference.
+ */
+#include "request.h"
+
+#include <assert.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "sched.h"
+#include "upstream.h"
+#include "xmalloc.h"
+
+static uint64_t next_id = 1;
+static uint64_t live;
+static TAILQ_HEAD(, request) all_requests = TAILQ_HEAD_INITIALIZER(all_requests);
+
+static const char *const state_names[REQUEST_STATE_COUNT] = {
+	"reading", "queued", "waiting", "relaying", "draining", "replying", "closed"};
+
+const char *
+request_state_name(enum request_state s)
+{
+	return s < REQUEST_STATE_COUNT ? state_names[s] : "?";
+}
+
+uint64_t
+request_live_count(void)
+{
+	return live;
+}
+
+struct request *
+request_new(struct MHD_Connection *conn, const struct route *route, struct config *cfg)
+{
+	struct request *req = xcalloc(1, sizeof(*req));
+
+	req->refs = 1;
+	req->id = next_id++;
+	req->state = REQUEST_READING;
+	req->route = route;
+	req->cfg = config_ref(cfg);
+	req->conn = conn;
+	req->t_arrive_us = ev_now_us();
+	req->watch.fd = -1;
+	tokscan_init(&req->scan);
+	ev_timer_init(&req->timer, NULL, req);
+	TAILQ_INSERT_TAIL(&all_requests, req, all);
+	live++;
+	return req;
+}
+
+struct request *
+request_ref(struct request *req)
+{
+	req->refs++;
+	return req;
+}
+
+static void
+request_free(void *arg)
+{
+	struct request *req = arg;
+
+	assert(req->easy == NULL && req->aq == NULL && !req->holds_slot);
+	TAILQ_REMOVE(&all_requests, req, all);
+	config_unref(req->cfg);
+	free(req->agent);
+	free(req->body);
+	free(req->up_body);
+	free(req->errbody);
+	free(req->buf);
+	free(req->reply_body);
+	tokscan_free(&req->scan);
+	free(req);
+	live--;
+}
+
+void
+request_unref(struct request *req)
+{
+	assert(req->refs > 0);
+	if (--req->refs > 0)
+		return;
+	/* Callbacks of this iteration may still hold the pointer. */
+	ev_defer(request_free, req);
+}
+
+/* Legal transitions; anything may go to CLOSED or REPLYING (errors). */
+static bool
+transition_ok(enum request_state from, enum request_state to)
+{
+	if (to == REQUEST_CLOSED)
+		return true;
+	switch (from) {
+	case REQUEST_READING: return to == REQUEST_QUEUED || to == REQUEST_WAITING || to == REQUEST_REPLYING;
+	case REQUEST_QUEUED: return to == REQUEST_WAITING || to == REQUEST_REPLYING;
+	case REQUEST_WAITING: return to == REQUEST_RELAYING || to == REQUEST_QUEUED || to == REQUEST_REPLYING ||
+	    to == REQUEST_DRAINING;
+	case REQUEST_RELAYING: return to == REQUEST_DRAINING;
+	case REQUEST_DRAINING: return false;
+	case REQUEST_REPLYING: return false;
+	default: return false;
+	}
+}
+
+void
+request_set_state(struct request *req, enum request_state s)
+{
+	if (req->state == s)
+		return;
+	if (!transition_ok(req->state, s))
+		fatalx("request %llu: illegal transition %s -> %s", (unsigned long long)req->id,
+		    request_state_name(req->state), request_state_name(s));
+	if (log_enabled(LOG_LEVEL_DEBUG))
+		log_debug("request %llu: %s -> %s", (unsigned long long)req->id, request_state_name(req->state),
+		    request_state_name(s));
+	req->state = s;
+}
+
+void
+request_wake(struct request *req)
+{
+	if (req->suspended && req->conn != NULL) {
+		req->suspended = false;
+		MHD_resume_connection(req->conn);
+		http_note_resume();
+	}
+}
+
+void
+request_reply(struct request *req, int status, const char *ctype, const char *body, size_t len)
+{
+	free(req->reply_body);
+	req->reply_body = xmalloc(len + 1);
+	memcpy(req->reply_body, body, len);
+	req->reply_body[len] = '\0';
+	req->reply_len = len;
+	req->reply_status = status;
+	req->reply_ctype = ctype;
+	request_set_state(req, REQUEST_REPLYING);
+	request_wake(req);
+}
+
+static const char *
+openai_error_type(int status)
+{
+	if (status == 400 || status == 413 || status == 405)
+		return "invalid_request_error";
+	if (status == 404)
+		return "not_found_error";
+	if (status == 401)
+		return "authentication_error";
+	return "api_error";
+}
+
+bool route_is_openai(const struct route *r);
+
+void
+request_reply_error(struct request *req, int status, const char *msg)
+{
+	json_t *o;
+	char *s;
+
+	if (req->route != NULL && route_is_openai(req->route))
+		o = json_pack("{s:{s:s,s:s,s:n,s:n}}", "error", "message", msg, "type",
+		    openai_error_type(status), "param", "code");
+	else
+		o = json_pack("{s:s}", "error", msg);
+	s = json_dumps(o, JSON_COMPACT);
+	request_reply(req, status, "application/json; charset=utf-8", s, strlen(s));
+	free(s);
+	json_decref(o);
+}
+
+void
+request_reply_busy(struct request *req, const char *msg, int retry_after)
+{
+	req->retry_after = retry_after > 0 ? retry_after : 1;
+	request_reply_error(req, 503, msg);
+}
+
+void
+request_buf_append(struct request *req, const char *data, size_t len)
+{
+	if (req->buf_off > 0 && req->buf_off == req->buf_len)
+		req->buf_off = req->buf_len = 0;
+	if (req->buf_len + len > req->buf_cap) {
+		/* Compact first; grow only if still short (bounded by the
+		 * high-water mark plus one backend chunk). */
+		if (req->buf_off > 0) {
+			memmove(req->buf, req->buf + req->buf_off, req->buf_len - req->buf_off);
+			req->buf_len -= req->buf_off;
+			req->buf_off = 0;
+		}
+		if (req->buf_len + len > req->buf_cap) {
+			size_t cap = req->buf_cap ? req->buf_cap : 4096;
+			while (cap < req->buf_len + len)
+				cap *= 2;
+			req->buf = xreallocarray(req->buf, cap, 1);
+			req->buf_cap = cap;
+		}
+	}
+	memcpy(req->buf + req->buf_len, data, len);
+	req->buf_len += len;
+}
+
+size_t
+request_buf_pending(const struct request *req)
+{
+	return req->buf_len - req->buf_off;
+}
+
+static void
+account(struct request *req, enum stats_outcome outcome)
+{
+	struct rt_tier *t = req->model ? req->model->tier : NULL;
+
+	req->accounted = true;
+	if (sched == NULL)
+		return;
+	sched->totals.outcome[outcome]++;
+	if (outcome != STATS_COMPLETED)
+		return;
+	if (t != NULL) {
+		uint64_t now = ev_now_us();
+		t->completed++;
+		/* EWMA of the tier's service rate, for Retry-After. */
+		if (t->last_done_us != 0 && now > t->last_done_us) {
+			double inst = 1e6 / (double)(now - t->last_done_us);
+			t->service_rate = t->service_rate == 0 ? inst : 0.9 * t->service_rate + 0.1 * inst;
+		}
+		t->last_done_us = now;
+	}
+	if (req->placement != NULL) {
+		req->placement->completed++;
+		req->placement->host->completed++;
+	}
+}
+
+void
+request_close(struct request *req, enum stats_outcome outcome, const char *reason)
+{
+	if (!req->accounted) {
+		account(req, outcome);
+		if (outcome != STATS_COMPLETED)
+			log_debug("request %llu: %s (%s)", (unsigned long long)req->id,
+			    stats_outcome_name(outcome), reason);
+	}
+	if (req->aq != NULL)
+		sched_dequeue(req);
+	ev_timer_stop(&req->timer);
+	if (req->easy != NULL)
+		upstream_abort(req);
+	if (req->holds_slot)
+		sched_release(req);
+}
+
+void
+request_client_gone(struct request *req, const char *how)
+{
+	if (req->client_gone)
+		return;
+	req->client_gone = true;
+	log_debug("request %llu: client gone (%s) while %s", (unsigned long long)req->id, how,
+	    request_state_name(req->state));
+	request_close(req, STATS_CANCELLED, how);
+	if (req->state != REQUEST_CLOSED)
+		request_set_state(req, REQUEST_CLOSED);
+	request_wake(req);
+}
+
+void
+request_close_all(const char *why)
+{
+	struct request *req, *next;
+
+	TAILQ_FOREACH_SAFE(req, &all_requests, all, next)
+		request_client_gone(req, why);
+}

@@ -1,0 +1,399 @@
+/*
+ * sched: runtime hosts/tiers/models/placements, tier queues, dispatch.
+ * Single-threaded: called only from the event loop.
+ */
+#include "sched.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "ev.h"
+#include "log.h"
+#include "request.h"
+#include "upstream.h"
+#include "xmalloc.h"
+
+#define STRIDE (1u << 20)
+#define BUSY_BACKOFF_US (5u * 1000000u) /* shrink after a backend 503 for this long */
+
+struct sched *sched;
+static struct ev_timer busy_timer; /* re-dispatch when a busy back-off ends */
+
+void
+sched_init(struct config *cfg)
+{
+	struct sched *s = xcalloc(1, sizeof(*s));
+
+	s->cfg = config_ref(cfg);
+	s->n_hosts = cfg->n_hosts;
+	s->hosts = xcalloc((size_t)s->n_hosts, sizeof(*s->hosts));
+	for (int i = 0; i < s->n_hosts; i++) {
+		struct rt_host *h = &s->hosts[i];
+		h->cfg = &cfg->hosts[i];
+		h->index = i;
+		h->up = true; /* optimistic until the first probe says otherwise */
+		h->slots = config_host_slots(cfg, i);
+		h->tier_in_flight = xcalloc((size_t)cfg->n_tiers, sizeof(int));
+		h->tier_placed = xcalloc((size_t)cfg->n_tiers, sizeof(bool));
+	}
+	s->n_tiers = cfg->n_tiers;
+	s->tiers = xcalloc((size_t)s->n_tiers, sizeof(*s->tiers));
+	for (int i = 0; i < s->n_tiers; i++) {
+		s->tiers[i].cfg = &cfg->tiers[i];
+		s->tiers[i].index = i;
+		s->tiers[i].models = xcalloc((size_t)cfg->n_models, sizeof(struct rt_model *));
+	}
+	s->n_models = cfg->n_models;
+	s->models = xcalloc((size_t)s->n_models, sizeof(*s->models));
+	for (int i = 0; i < s->n_models; i++) {
+		struct rt_model *m = &s->models[i];
+		m->cfg = &cfg->models[i];
+		m->tier = &s->tiers[m->cfg->tier];
+		m->tier->models[m->tier->n_models++] = m;
+		TAILQ_INIT(&m->agents);
+		m->n_placements = m->cfg->n_placements;
+		m->placements = xcalloc((size_t)m->n_placements, sizeof(*m->placements));
+		for (int k = 0; k < m->n_placements; k++) {
+			struct rt_placement *p = &m->placements[k];
+			p->cfg = &m->cfg->placements[k];
+			p->model = m;
+			p->host = &s->hosts[p->cfg->host];
+			p->slots = p->cfg->parallel;
+			p->host->tier_placed[m->cfg->tier] = true;
+		}
+	}
+	ev_timer_init(&busy_timer, (ev_timer_cb)sched_dispatch, NULL);
+	sched = s;
+}
+
+void
+sched_shutdown(void)
+{
+	struct sched *s = sched;
+
+	if (s == NULL)
+		return;
+	ev_timer_stop(&busy_timer);
+	for (int i = 0; i < s->n_models; i++) {
+		assert(TAILQ_EMPTY(&s->models[i].agents));
+		free(s->models[i].placements);
+	}
+	free(s->models);
+	for (int i = 0; i < s->n_tiers; i++)
+		free(s->tiers[i].models);
+	free(s->tiers);
+	for (int i = 0; i < s->n_hosts; i++) {
+		free(s->hosts[i].tier_in_flight);
+		free(s->hosts[i].tier_placed);
+		for (int k = 0; k < s->hosts[i].n_loaded; k++)
+			free(s->hosts[i].loaded[k]);
+		free(s->hosts[i].loaded);
+	}
+	free(s->hosts);
+	config_unref(s->cfg);
+	free(s);
+	sched = NULL;
+}
+
+struct rt_model *
+sched_find_model(const char *name)
+{
+	const struct cfg_model *cm = config_find_model(sched->cfg, name);
+
+	return cm ? &sched->models[cm - sched->cfg->models] : NULL;
+}
+
+bool
+sched_model_available(const struct rt_model *m)
+{
+	for (int k = 0; k < m->n_placements; k++)
+		if (m->placements[k].host->up)
+			return true;
+	return false;
+}
+
+int
+sched_placement_limit(const struct rt_placement *p)
+{
+	if (p->busy_until_us > ev_now_us() && p->busy_cap < p->slots)
+		return p->busy_cap;
+	return p->slots;
+}
+
+/* Slots of host h that tier t may still take: its budget, minus what is in
+ * flight, minus the unused reserves of higher tiers placed on h. */
+static int
+host_free_for_tier(const struct rt_host *h, int t)
+{
+	int free_slots = h->slots - h->in_flight;
+
+	for (int j = 0; j < t; j++) {
+		int reserve = sched->tiers[j].cfg->reserve;
+		if (h->tier_placed[j] && reserve > h->tier_in_flight[j])
+			free_slots -= reserve - h->tier_in_flight[j];
+	}
+	return free_slots;
+}
+
+/* The replica of m with the most free slots relative to its limit, among
+ * hosts that are up and have room for m's tier; NULL if none. */
+static struct rt_placement *
+pick_placement(struct rt_model *m, const struct rt_placement *excluded)
+{
+	struct rt_placement *best = NULL;
+	double best_free = 0;
+
+	for (int k = 0; k < m->n_placements; k++) {
+		struct rt_placement *p = &m->placements[k];
+		int limit = sched_placement_limit(p);
+		double rel;
+
+		if (p == excluded || !p->host->up || p->in_flight >= limit)
+			continue;
+		if (host_free_for_tier(p->host, m->tier->index) < 1)
+			continue;
+		rel = (double)(limit - p->in_flight) / limit;
+		if (best == NULL || rel > best_free) {
+			best = p;
+			best_free = rel;
+		}
+	}
+	return best;
+}
+
+static struct agent_queue *
+find_agent_queue(struct rt_model *m, const char *agent)
+{
+	struct agent_queue *aq;
+
+	TAILQ_FOREACH(aq, &m->agents, ring)
+		if (strcmp(aq->agent, agent) == 0)
+			return aq;
+	return NULL;
+}
+
+int
+sched_enqueue(struct request *req, bool at_head)
+{
+	struct rt_model *m = req->model;
+	struct rt_tier *t = m->tier;
+	struct agent_queue *aq;
+
+	if (!at_head && t->queued >= t->cfg->queue_depth)
+		return -1;
+	if (t->queued == 0 && t->pass < sched->vtime)
+		t->pass = sched->vtime; /* an idle tier earns no credit */
+	aq = find_agent_queue(m, req->agent);
+	if (aq == NULL) {
+		aq = xcalloc(1, sizeof(*aq));
+		aq->agent = xstrdup(req->agent);
+		TAILQ_INIT(&aq->requests);
+		if (at_head)
+			TAILQ_INSERT_HEAD(&m->agents, aq, ring);
+		else
+			TAILQ_INSERT_TAIL(&m->agents, aq, ring);
+	}
+	if (at_head)
+		TAILQ_INSERT_HEAD(&aq->requests, req, qlink);
+	else
+		TAILQ_INSERT_TAIL(&aq->requests, req, qlink);
+	req->aq = aq;
+	req->t_enqueue_us = ev_now_us();
+	m->queued++;
+	t->queued++;
+	return 0;
+}
+
+void
+sched_dequeue(struct request *req)
+{
+	struct agent_queue *aq = req->aq;
+	struct rt_model *m = req->model;
+
+	assert(aq != NULL);
+	TAILQ_REMOVE(&aq->requests, req, qlink);
+	req->aq = NULL;
+	m->queued--;
+	m->tier->queued--;
+	if (TAILQ_EMPTY(&aq->requests)) {
+		TAILQ_REMOVE(&m->agents, aq, ring);
+		free(aq->agent);
+		free(aq);
+	}
+}
+
+/* Tier t's next dispatchable request and where it would go: for each model
+ * with waiters, its round-robin head; the oldest head that has a placement
+ * wins, so one model without slots never blocks another. */
+static struct request *
+tier_candidate(struct rt_tier *t, struct rt_placement **where)
+{
+	struct request *best = NULL;
+
+	for (int i = 0; i < t->n_models; i++) {
+		struct rt_model *m = t->models[i];
+		struct agent_queue *aq = TAILQ_FIRST(&m->agents);
+		struct request *head;
+		struct rt_placement *p;
+
+		if (aq == NULL)
+			continue;
+		head = TAILQ_FIRST(&aq->requests);
+		if (best != NULL && head->t_enqueue_us >= best->t_enqueue_us)
+			continue;
+		if ((p = pick_placement(m, head->excluded)) == NULL)
+			continue;
+		best = head;
+		*where = p;
+	}
+	return best;
+}
+
+static void
+take_slot(struct request *req, struct rt_placement *p)
+{
+	struct rt_host *h = p->host;
+	struct rt_tier *t = req->model->tier;
+	struct agent_queue *aq = req->aq;
+	struct rt_model *m = req->model;
+
+	/* Rotate the agent ring so the next agent goes first next time. */
+	if (TAILQ_NEXT(aq, ring) != NULL && TAILQ_FIRST(&aq->requests) == req &&
+	    TAILQ_NEXT(req, qlink) != NULL) {
+		TAILQ_REMOVE(&m->agents, aq, ring);
+		TAILQ_INSERT_TAIL(&m->agents, aq, ring);
+	}
+	sched_dequeue(req);
+	req->placement = p;
+	req->holds_slot = true;
+	p->in_flight++;
+	if (p->in_flight > p->max_in_flight)
+		p->max_in_flight = p->in_flight;
+	h->in_flight++;
+	h->tier_in_flight[t->index]++;
+	t->in_flight++;
+	assert(p->in_flight <= p->slots && h->in_flight <= h->slots);
+	req->t_dispatch_us = ev_now_us();
+	stats_hist_add(&t->queue_wait, (double)(req->t_dispatch_us - req->t_enqueue_us) / 1000.0);
+}
+
+void
+sched_dispatch(void)
+{
+	if (sched == NULL)
+		return;
+	if (sched->dispatching) {
+		sched->again = true; /* a dispatch caused a close that freed a slot */
+		return;
+	}
+	sched->dispatching = true;
+	do {
+		sched->again = false;
+		for (;;) {
+			struct rt_tier *best = NULL;
+			struct request *req = NULL;
+			struct rt_placement *where = NULL;
+
+			for (int i = 0; i < sched->n_tiers; i++) {
+				struct rt_tier *t = &sched->tiers[i];
+				struct rt_placement *p;
+				struct request *r;
+				if (t->queued == 0 || (best != NULL && t->pass >= best->pass))
+					continue;
+				if ((r = tier_candidate(t, &p)) == NULL)
+					continue;
+				best = t;
+				req = r;
+				where = p;
+			}
+			if (best == NULL)
+				break;
+			sched->vtime = best->pass;
+			best->pass += STRIDE / (uint64_t)best->cfg->weight;
+			ev_timer_stop(&req->timer);
+			take_slot(req, where);
+			request_set_state(req, REQUEST_WAITING);
+			if (upstream_start(req) < 0) {
+				request_close(req, STATS_FAILED, "cannot start backend transfer");
+				request_reply_error(req, 502, "harmonicd: cannot start the backend request");
+			}
+		}
+	} while (sched->again);
+	sched->dispatching = false;
+}
+
+void
+sched_release(struct request *req)
+{
+	struct rt_placement *p = req->placement;
+
+	assert(req->holds_slot && p != NULL);
+	req->holds_slot = false;
+	p->in_flight--;
+	p->host->in_flight--;
+	p->host->tier_in_flight[req->model->tier->index]--;
+	req->model->tier->in_flight--;
+	/* Defer: the caller may be in the middle of the request's own close. */
+	ev_defer((ev_defer_cb)sched_dispatch, NULL);
+}
+
+void
+sched_placement_busy(struct rt_placement *p)
+{
+	int cap = p->in_flight > 1 ? p->in_flight - 1 : 1;
+
+	if (p->busy_until_us <= ev_now_us() || cap < p->busy_cap)
+		p->busy_cap = cap;
+	p->busy_until_us = ev_now_us() + BUSY_BACKOFF_US;
+	log_warnx("host %s busy (503) for model %s: limiting to %d slots for %u s", p->host->cfg->name,
+	    p->model->cfg->name, p->busy_cap, BUSY_BACKOFF_US / 1000000u);
+	ev_timer_start(&busy_timer, BUSY_BACKOFF_US + 1000);
+}
+
+int
+sched_retry_after(const struct rt_tier *t)
+{
+	double secs;
+
+	if (t->service_rate <= 0)
+		return 1 + (int)(t->queued > 0 ? 5 : 0);
+	secs = ceil((double)(t->queued + 1) / t->service_rate);
+	if (secs < 1)
+		secs = 1;
+	if (secs > 600)
+		secs = 600;
+	return (int)secs;
+}
+
+void
+sched_host_set_up(struct rt_host *h, bool up)
+{
+	if (h->up == up)
+		return;
+	h->up = up;
+	if (up) {
+		log_info("host %s is up", h->cfg->name);
+		sched_dispatch();
+		return;
+	}
+	log_warnx("host %s is down", h->cfg->name);
+	/* Requests whose every host is down get 503 now rather than at their
+	 * queue timeout. */
+	for (int i = 0; i < sched->n_models; i++) {
+		struct rt_model *m = &sched->models[i];
+		struct agent_queue *aq, *naq;
+		if (m->queued == 0 || sched_model_available(m))
+			continue;
+		TAILQ_FOREACH_SAFE(aq, &m->agents, ring, naq) {
+			struct request *r, *nr;
+			TAILQ_FOREACH_SAFE(r, &aq->requests, qlink, nr) {
+				request_close(r, STATS_REJECTED, "every host down");
+				request_reply_busy(r, "every host serving this model is down",
+				    (int)ceil(sched->cfg->health_interval));
+			}
+		}
+	}
+}

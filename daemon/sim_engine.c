@@ -1,0 +1,637 @@
+/*
+ * sim_engine: slots, FIFO waiting, model load/expiry, faults, statistics
+ * and token timing for harmonic-sim.  See sim_engine.h for the timing model.
+ *
+ * Invariants, per model:
+ *  - n_active = requests in m->active (phases LOADING..HUNG) <= num_parallel;
+ *  - n_decoding = active requests in DECODE; rate = aggregate(n)/n for it;
+ *  - v is exact at t_v: call model_clock(t) before changing n_decoding;
+ *  - model_advance() processes rate-changing events in time order, so a
+ *    late timer wake-up never distorts the simulated timeline, only the
+ *    moment bytes leave.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "sim_engine.h"
+#include "sim_wire.h"
+#include "xmalloc.h"
+
+#define TOKEN_EPS 1e-6          /* tolerance on the virtual clock, in tokens */
+
+TAILQ_HEAD(sim_req_list, sim_req);
+
+struct sim_model {
+	const struct sim_profile_model *p;
+	struct sim_req_list waiting;    /* FIFO of QUEUED requests */
+	struct sim_req_list active;     /* requests holding a slot */
+	int n_waiting, n_active, n_decoding;
+	int64_t t_v;                    /* simulated ns at which v is exact */
+	double v;                       /* tokens per decoding request so far */
+	double rate;                    /* tok/s of each decoding request now */
+	bool loaded, loading;
+	int64_t load_end;               /* simulated ns */
+	int64_t expires_at;             /* simulated ns; INT64_MAX = never */
+	int64_t keep_alive_ns;          /* the latest request's keep_alive */
+	/* statistics */
+	int max_in_flight;
+	uint64_t served, tokens, disconnects, rejected, loads, failed;
+};
+
+struct fault {
+	TAILQ_ENTRY(fault) entry;
+	enum sim_fault_kind kind;
+	int64_t count;                  /* requests still to hit */
+	int status;
+	char *message;
+	int64_t after;                  /* tokens, close/error */
+	int64_t delay_ns;               /* slow, simulated */
+	struct sim_model *model;        /* NULL = any model */
+};
+
+static struct {
+	const struct sim_profile *profile;
+	struct sim_model *models;
+	size_t n_models;
+	double speed;
+	uint64_t seed;
+	int64_t start_mono;             /* CLOCK_MONOTONIC ns at init */
+	int n_waiting;                  /* whole host, bounded by max_queue */
+	sim_engine_wake_fn wake;
+	TAILQ_HEAD(, fault) faults;
+} E;
+
+static const char *const fault_names[SIM_FAULT_COUNT] = {
+	"none", "fail", "busy", "hang", "slow", "close", "error",
+};
+
+const char *
+sim_engine_phase_name(enum sim_phase phase)
+{
+	static const char *const names[SIM_PHASE_COUNT] = {
+		"new", "queued", "loading", "prompt", "decode", "hung", "done",
+	};
+	return phase < SIM_PHASE_COUNT ? names[phase] : "?";
+}
+
+static int64_t
+mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t
+sim_engine_now(void)
+{
+	return (int64_t)((double)(mono_ns() - E.start_mono) * E.speed);
+}
+
+int64_t
+sim_engine_wall_of(int64_t t)
+{
+	if (t == INT64_MAX)
+		return INT64_MAX;
+	return E.start_mono + (int64_t)ceil((double)t / E.speed);
+}
+
+double
+sim_engine_speed(void)
+{
+	return E.speed;
+}
+
+uint64_t
+sim_engine_seed(void)
+{
+	return E.seed;
+}
+
+const struct sim_profile *
+sim_engine_profile(void)
+{
+	return E.profile;
+}
+
+struct sim_model *
+sim_engine_model(const struct sim_profile_model *pm)
+{
+	return &E.models[pm - E.profile->models];
+}
+
+const struct sim_profile_model *
+sim_engine_model_profile(const struct sim_model *m)
+{
+	return m->p;
+}
+
+void
+sim_engine_init(const struct sim_profile *p, double speed, uint64_t seed, sim_engine_wake_fn wake)
+{
+	E.profile = p;
+	E.speed = speed;
+	E.seed = seed;
+	E.wake = wake;
+	E.start_mono = mono_ns();
+	E.n_models = p->n_models;
+	E.models = xcalloc(p->n_models, sizeof(*E.models));
+	for (size_t i = 0; i < p->n_models; i++) {
+		struct sim_model *m = &E.models[i];
+		m->p = &p->models[i];
+		TAILQ_INIT(&m->waiting);
+		TAILQ_INIT(&m->active);
+		m->keep_alive_ns = m->p->keep_alive_ns;
+		m->expires_at = INT64_MAX;
+	}
+	TAILQ_INIT(&E.faults);
+}
+
+void
+sim_engine_shutdown(void)
+{
+	/* Requests belong to their connections, which sim_http closed first. */
+	sim_engine_fault_reset();
+	free(E.models);
+	E.models = NULL;
+}
+
+/* ---- the virtual decode clock ---- */
+
+static void
+model_clock(struct sim_model *m, int64_t t)
+{
+	if (t <= m->t_v)
+		return;
+	m->v += m->rate * (double)(t - m->t_v) / 1e9;
+	m->t_v = t;
+}
+
+static void
+model_set_rate(struct sim_model *m)
+{
+	m->rate = m->n_decoding > 0 ? sim_profile_aggregate(m->p, m->n_decoding) / m->n_decoding : 0;
+}
+
+/* Simulated time at which the model's v reaches target (rate constant). */
+static int64_t
+time_of_v(const struct sim_model *m, double target)
+{
+	double need = target - m->v;
+	if (need <= TOKEN_EPS)
+		return m->t_v;
+	if (m->rate <= 0)
+		return INT64_MAX;
+	double dt = ceil(need / m->rate * 1e9);
+	return dt > 9e18 ? INT64_MAX : m->t_v + (int64_t)dt;
+}
+
+/* Tokens a decoding request will produce before its fault fires, or its target. */
+static int64_t
+stop_point(const struct sim_req *req)
+{
+	if ((req->fault == SIM_FAULT_CLOSE || req->fault == SIM_FAULT_ERROR) &&
+	    req->fault_after < req->target_tokens)
+		return req->fault_after;
+	return req->target_tokens;
+}
+
+/* ---- slots and phases ---- */
+
+static bool
+resident(struct sim_model *m, int64_t t)
+{
+	if (m->loaded && m->n_active == 0 && t >= m->expires_at)
+		m->loaded = false;
+	return m->loaded;
+}
+
+bool
+sim_engine_loaded(struct sim_model *m, int64_t *expires_at)
+{
+	int64_t now = sim_engine_now();
+	bool r = resident(m, now);
+	if (expires_at)
+		*expires_at = m->n_active > 0
+		    ? (m->keep_alive_ns < 0 ? INT64_MAX : now + m->keep_alive_ns) : m->expires_at;
+	return r;
+}
+
+static void start_decode(struct sim_model *m, struct sim_req *req, int64_t t);
+static void release(struct sim_model *m, struct sim_req *req, int64_t t);
+
+static void
+start_prompt(struct sim_model *m, struct sim_req *req, int64_t t)
+{
+	req->phase = SIM_PHASE_PROMPT;
+	req->t_prompt = t;
+	double secs = (double)req->prompt_tokens / m->p->prompt_rate;
+	req->t_decode = t + (int64_t)(secs * 1e9) + req->fault_delay_ns;
+}
+
+static void
+grant_slot(struct sim_model *m, struct sim_req *req, int64_t t)
+{
+	TAILQ_INSERT_TAIL(&m->active, req, entry);
+	m->n_active++;
+	if (m->n_active > m->max_in_flight)
+		m->max_in_flight = m->n_active;
+	req->t_slot = t;
+	if (req->fault == SIM_FAULT_HANG) {
+		req->phase = SIM_PHASE_HUNG;
+		return;
+	}
+	if (!m->loaded && !m->loading) {
+		m->loading = true;
+		m->load_end = t + m->p->load_ns;
+		m->loads++;
+		log_debug("%s: loading (%.1f s simulated)", m->p->name, (double)m->p->load_ns / 1e9);
+	}
+	if (m->loading)
+		req->phase = SIM_PHASE_LOADING;
+	else
+		start_prompt(m, req, t);
+}
+
+static void
+finish(struct sim_model *m, struct sim_req *req, int64_t t)
+{
+	req->t_done = t;
+	release(m, req, t);
+	m->served++;
+	if (req->load_only)
+		sim_wire_load_reply(req, "load");
+	else
+		sim_wire_finish(req, req->explicit_predict ? "length" : "stop");
+	E.wake(req);
+}
+
+/* The request's fault fires now, after fault_after tokens. */
+static void
+fire_fault(struct sim_model *m, struct sim_req *req, int64_t t)
+{
+	req->t_done = t;
+	release(m, req, t);
+	m->failed++;
+	if (req->fault == SIM_FAULT_CLOSE) {
+		req->abort_conn = true;
+		req->finished = true;
+	} else {
+		sim_wire_error_inline(req, req->fault_status, req->fault_message);
+	}
+	E.wake(req);
+}
+
+static void
+start_decode(struct sim_model *m, struct sim_req *req, int64_t t)
+{
+	model_clock(m, t);
+	req->phase = SIM_PHASE_DECODE;
+	req->t_decode = t;
+	req->v0 = m->v;
+	m->n_decoding++;
+	model_set_rate(m);
+	if (stop_point(req) < req->target_tokens && req->fault_after == 0)
+		fire_fault(m, req, t);
+	else if (req->target_tokens == 0)
+		finish(m, req, t);
+}
+
+/* Leave the slot table at time t and hand the slot to the next in line. */
+static void
+release(struct sim_model *m, struct sim_req *req, int64_t t)
+{
+	if (req->phase == SIM_PHASE_DECODE) {
+		model_clock(m, t);
+		m->n_decoding--;
+		model_set_rate(m);
+	}
+	TAILQ_REMOVE(&m->active, req, entry);
+	m->n_active--;
+	req->phase = SIM_PHASE_DONE;
+	if (m->n_active == 0 && m->loaded) {
+		m->expires_at = m->keep_alive_ns < 0 ? INT64_MAX : t + m->keep_alive_ns;
+		if (m->keep_alive_ns == 0)
+			m->loaded = false;
+	}
+	struct sim_req *next;
+	while (m->n_active < m->p->num_parallel && (next = TAILQ_FIRST(&m->waiting)) != NULL) {
+		TAILQ_REMOVE(&m->waiting, next, entry);
+		m->n_waiting--;
+		E.n_waiting--;
+		grant_slot(m, next, t);
+	}
+}
+
+static void
+emit_upto(struct sim_model *m, struct sim_req *req, int64_t upto)
+{
+	if (upto <= req->emitted)
+		return;
+	while (req->emitted < upto) {
+		const char *w = sim_wire_word(req->text_seed ^ E.seed, req->emitted);
+		req->emitted++;
+		m->tokens++;
+		sim_wire_token(req, w);
+	}
+	E.wake(req);
+}
+
+/* Earliest simulated time at which the model's state changes. */
+static int64_t
+next_change(struct sim_model *m)
+{
+	int64_t t = m->loading ? m->load_end : INT64_MAX;
+	struct sim_req *req;
+	TAILQ_FOREACH(req, &m->active, entry) {
+		int64_t e = INT64_MAX;
+		if (req->phase == SIM_PHASE_PROMPT)
+			e = req->t_decode;
+		else if (req->phase == SIM_PHASE_DECODE)
+			e = time_of_v(m, req->v0 + (double)stop_point(req));
+		if (e < t)
+			t = e;
+	}
+	return t;
+}
+
+/* Apply every change due at t (v is already at t). */
+static void
+apply_changes(struct sim_model *m, int64_t t)
+{
+	struct sim_req *req, *tmp;
+
+	if (m->loading && m->load_end <= t) {
+		m->loading = false;
+		m->loaded = true;
+		if (m->n_active == 0)
+			m->expires_at = m->keep_alive_ns < 0 ? INT64_MAX : m->load_end + m->keep_alive_ns;
+		TAILQ_FOREACH(req, &m->active, entry)
+			if (req->phase == SIM_PHASE_LOADING)
+				start_prompt(m, req, m->load_end);
+	}
+	TAILQ_FOREACH_SAFE(req, &m->active, entry, tmp) {
+		if (req->phase == SIM_PHASE_PROMPT && req->t_decode <= t) {
+			start_decode(m, req, req->t_decode);
+		} else if (req->phase == SIM_PHASE_DECODE) {
+			int64_t stop = stop_point(req);
+			if (m->v - req->v0 + TOKEN_EPS >= (double)stop) {
+				emit_upto(m, req, stop);
+				if (stop < req->target_tokens)
+					fire_fault(m, req, t);
+				else
+					finish(m, req, t);
+			}
+		}
+	}
+}
+
+static int64_t
+model_advance(struct sim_model *m, int64_t now)
+{
+	struct sim_req *req, *tmp;
+
+	for (;;) {
+		int64_t t = next_change(m);
+		if (t > now)
+			break;
+		model_clock(m, t);
+		apply_changes(m, t);
+	}
+	model_clock(m, now);
+	int64_t next = next_change(m);
+	TAILQ_FOREACH_SAFE(req, &m->active, entry, tmp) {
+		if (req->phase != SIM_PHASE_DECODE)
+			continue;
+		int64_t due = (int64_t)floor(m->v - req->v0 + TOKEN_EPS);
+		if (due > stop_point(req))
+			due = stop_point(req);
+		emit_upto(m, req, due);
+		int64_t t = time_of_v(m, req->v0 + (double)(req->emitted + 1));
+		if (t < next)
+			next = t;
+	}
+	return next;
+}
+
+int64_t
+sim_engine_advance(void)
+{
+	int64_t now = sim_engine_now(), next = INT64_MAX;
+	for (size_t i = 0; i < E.n_models; i++) {
+		int64_t t = model_advance(&E.models[i], now);
+		if (t < next)
+			next = t;
+	}
+	return next;
+}
+
+int
+sim_engine_submit(struct sim_req *req)
+{
+	struct sim_model *m = req->model;
+	int64_t now = sim_engine_now();
+
+	model_advance(m, now);
+	if (!req->keep_alive_set)
+		req->keep_alive_ns = m->p->keep_alive_ns;
+	if (m->n_active < m->p->num_parallel && TAILQ_EMPTY(&m->waiting)) {
+		m->keep_alive_ns = req->keep_alive_ns;
+		resident(m, now);
+		grant_slot(m, req, now);
+		model_advance(m, now);  /* zero-length phases finish at once */
+		return 0;
+	}
+	if (E.n_waiting >= E.profile->max_queue) {
+		m->rejected++;
+		return -1;
+	}
+	m->keep_alive_ns = req->keep_alive_ns;
+	req->phase = SIM_PHASE_QUEUED;
+	TAILQ_INSERT_TAIL(&m->waiting, req, entry);
+	m->n_waiting++;
+	E.n_waiting++;
+	return 0;
+}
+
+void
+sim_engine_cancel(struct sim_req *req, bool counts_as_disconnect)
+{
+	struct sim_model *m = req->model;
+	if (req->phase == SIM_PHASE_NEW || req->phase == SIM_PHASE_DONE)
+		return;
+	int64_t now = sim_engine_now();
+	model_advance(m, now);
+	if (req->phase == SIM_PHASE_DONE)
+		return;
+	if (req->phase == SIM_PHASE_QUEUED) {
+		TAILQ_REMOVE(&m->waiting, req, entry);
+		m->n_waiting--;
+		E.n_waiting--;
+		req->phase = SIM_PHASE_DONE;
+	} else {
+		release(m, req, now);
+	}
+	if (counts_as_disconnect)
+		m->disconnects++;
+	log_debug("request %" PRIu64 " (%s) cancelled", req->id, m->p->name);
+}
+
+void
+sim_engine_unload(struct sim_model *m)
+{
+	int64_t now = sim_engine_now();
+	m->keep_alive_ns = 0;
+	if (m->n_active == 0 && !m->loading)
+		m->loaded = false;
+	else
+		m->expires_at = now;
+}
+
+/* ---- faults ---- */
+
+void
+sim_engine_take_fault(struct sim_req *req)
+{
+	struct fault *f;
+	TAILQ_FOREACH(f, &E.faults, entry) {
+		if (f->model != NULL && f->model != req->model)
+			continue;
+		req->fault = f->kind;
+		req->fault_status = f->status;
+		req->fault_after = f->after;
+		req->fault_delay_ns = f->delay_ns;
+		free(req->fault_message);
+		req->fault_message = xstrdup(f->message);
+		if (--f->count == 0) {
+			TAILQ_REMOVE(&E.faults, f, entry);
+			free(f->message);
+			free(f);
+		}
+		log_debug("request %" PRIu64 ": fault %s", req->id, fault_names[req->fault]);
+		return;
+	}
+}
+
+static json_int_t
+int_member(json_t *spec, const char *key, json_int_t def, json_int_t min, json_int_t max, bool *bad)
+{
+	json_t *v = json_object_get(spec, key);
+	if (v == NULL || json_is_null(v))
+		return def;
+	if (!json_is_number(v) || json_number_value(v) < (double)min || json_number_value(v) > (double)max) {
+		*bad = true;
+		return def;
+	}
+	return (json_int_t)json_number_value(v);
+}
+
+const char *
+sim_engine_fault_add(json_t *spec)
+{
+	bool bad = false;
+	const char *mode = json_string_value(json_object_get(spec, "mode"));
+	struct fault f = { 0 };
+
+	if (!json_is_object(spec) || mode == NULL)
+		return "fault: \"mode\" (fail, busy, hang, slow, close, error) is required";
+	for (int k = SIM_FAULT_FAIL; k < SIM_FAULT_COUNT; k++)
+		if (strcmp(mode, fault_names[k]) == 0)
+			f.kind = (enum sim_fault_kind)k;
+	if (f.kind == SIM_FAULT_NONE)
+		return "fault: unknown mode (fail, busy, hang, slow, close, error)";
+	f.count = int_member(spec, "count", 1, 1, 1000000, &bad);
+	f.status = (int)int_member(spec, "status", f.kind == SIM_FAULT_BUSY ? 503 : 500, 100, 599, &bad);
+	f.after = int_member(spec, "after_tokens", f.kind == SIM_FAULT_CLOSE || f.kind == SIM_FAULT_ERROR ? 1 : 0,
+	    0, 100000000, &bad);
+	f.delay_ns = int_member(spec, "delay_ms", f.kind == SIM_FAULT_SLOW ? 1000 : 0, 0, 86400000, &bad) * 1000000;
+	if (bad)
+		return "fault: count, status, after_tokens and delay_ms must be numbers in range";
+	json_t *model = json_object_get(spec, "model");
+	if (model != NULL && !json_is_null(model)) {
+		const struct sim_profile_model *pm = sim_profile_find(E.profile, json_string_value(model));
+		if (pm == NULL)
+			return "fault: unknown model";
+		f.model = sim_engine_model(pm);
+	}
+	const char *msg = json_string_value(json_object_get(spec, "message"));
+	if (msg == NULL)
+		msg = f.kind == SIM_FAULT_BUSY ? SIM_BUSY_MESSAGE : "simulated failure";
+	struct fault *nf = xmalloc(sizeof(*nf));
+	*nf = f;
+	nf->message = xstrdup(msg);
+	TAILQ_INSERT_TAIL(&E.faults, nf, entry);
+	log_info("fault armed: %s x%" PRId64 "%s%s", mode, f.count, f.model ? " on " : "",
+	    f.model ? f.model->p->name : "");
+	return NULL;
+}
+
+void
+sim_engine_fault_reset(void)
+{
+	struct fault *f;
+	while ((f = TAILQ_FIRST(&E.faults)) != NULL) {
+		TAILQ_REMOVE(&E.faults, f, entry);
+		free(f->message);
+		free(f);
+	}
+}
+
+/* ---- statistics ---- */
+
+void
+sim_engine_stats_reset(void)
+{
+	for (size_t i = 0; i < E.n_models; i++) {
+		struct sim_model *m = &E.models[i];
+		m->max_in_flight = m->n_active;
+		m->served = m->tokens = m->disconnects = m->rejected = m->loads = m->failed = 0;
+	}
+}
+
+json_t *
+sim_engine_stats(void)
+{
+	json_t *models = json_object(), *faults = json_array();
+	json_int_t tot[9] = { 0 };
+	static const char *const keys[9] = { "in_flight", "max_in_flight", "queued", "decoding", "served",
+		"tokens", "disconnects", "rejected", "failed" };
+
+	sim_engine_advance();
+	for (size_t i = 0; i < E.n_models; i++) {
+		struct sim_model *m = &E.models[i];
+		json_int_t vals[9] = { m->n_active, m->max_in_flight, m->n_waiting, m->n_decoding,
+			(json_int_t)m->served, (json_int_t)m->tokens, (json_int_t)m->disconnects,
+			(json_int_t)m->rejected, (json_int_t)m->failed };
+		json_t *o = json_object();
+		for (int k = 0; k < 9; k++) {
+			json_object_set_new(o, keys[k], json_integer(vals[k]));
+			tot[k] += vals[k];
+		}
+		json_object_set_new(o, "loads", json_integer((json_int_t)m->loads));
+		json_object_set_new(o, "loaded", json_boolean(sim_engine_loaded(m, NULL)));
+		json_object_set_new(o, "aggregate_tps", json_real(m->rate * m->n_decoding));
+		json_object_set_new(models, m->p->name, o);
+	}
+	json_t *totals = json_object();
+	for (int k = 0; k < 9; k++)
+		json_object_set_new(totals, keys[k], json_integer(tot[k]));
+	/* max_in_flight has no meaningful sum; report the largest. */
+	json_int_t mx = 0;
+	for (size_t i = 0; i < E.n_models; i++)
+		if (E.models[i].max_in_flight > mx)
+			mx = E.models[i].max_in_flight;
+	json_object_set_new(totals, "max_in_flight", json_integer(mx));
+
+	struct fault *f;
+	TAILQ_FOREACH(f, &E.faults, entry)
+		json_array_append_new(faults, json_pack("{s:s, s:I, s:s?}", "mode", fault_names[f->kind],
+		    "count", (json_int_t)f->count, "model", f->model ? f->model->p->name : NULL));
+	return json_pack("{s:s, s:f, s:I, s:o, s:o, s:o}", "host", E.profile->host, "speed", E.speed,
+	    "sim_time_ms", (json_int_t)(sim_engine_now() / 1000000), "models", models, "totals", totals,
+	    "faults", faults);
+}

@@ -1,0 +1,906 @@
+/*
+ * sim_http: routes and parses requests for harmonic-sim and drives MHD.
+ *
+ * Life of an inference request: the first handler call allocates a
+ * sim_req (owned by the connection, freed in completed()); body pieces
+ * accumulate up to MAX_BODY; on the final call the body is parsed and the
+ * request is either answered at once (errors, faults, unload) or submitted
+ * to the engine, after which the handler suspends.  The engine wakes the
+ * request when output exists; MHD then calls the handler again, which
+ * queues either the complete body or, for streams, a callback response.
+ * Headers therefore go out with the first token, like Ollama's.  The
+ * content reader suspends whenever it has nothing to send.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "log.h"
+#include "sim_engine.h"
+#include "sim_http.h"
+#include "sim_profile.h"
+#include "sim_wire.h"
+#include "xmalloc.h"
+
+#define MAX_BODY (8u << 20)
+#define CT_TEXT "text/plain; charset=utf-8"
+#define CT_JSON "application/json; charset=utf-8"
+#define DEFAULT_CREATED 1767225600      /* 2026-01-01, the profiles' "modified_at" */
+
+TAILQ_HEAD(sim_req_all, sim_req);
+
+static struct {
+	struct MHD_Daemon *mhd;
+	int loop_epfd;
+	bool stopping;
+	uint64_t next_id;
+	struct sim_req_all live;
+} H;
+
+enum method { M_GET = 1, M_HEAD = 2, M_POST = 4 };
+
+/* ---- small response helpers ---- */
+
+static enum MHD_Result
+queue_bytes(struct MHD_Connection *c, unsigned status, const char *ctype, const char *body, size_t len)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
+	if (r == NULL)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", ctype);
+	enum MHD_Result ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result
+queue_text(struct MHD_Connection *c, unsigned status, const char *text)
+{
+	return queue_bytes(c, status, CT_TEXT, text, strlen(text));
+}
+
+/* Queue a JSON body (steals j); newline for the /v1 encoder's style. */
+static enum MHD_Result
+queue_json(struct MHD_Connection *c, unsigned status, json_t *j, bool newline)
+{
+	char *s = sim_wire_dump(j);
+	json_decref(j);
+	char *body = newline ? xasprintf("%s\n", s) : xstrdup(s);
+	enum MHD_Result ret = queue_bytes(c, status, newline ? "application/json" : CT_JSON, body, strlen(body));
+	free(body);
+	free(s);
+	return ret;
+}
+
+/* A complete reply for a request that has a sim_req (steals j). */
+static void
+reply(struct sim_req *req, int status, json_t *j)
+{
+	char *s = sim_wire_dump(j);
+	json_decref(j);
+	req->out.len = req->out.off = 0;
+	sim_buf_append(&req->out, s, strlen(s));
+	free(s);
+	req->status = status;
+	req->content_type = CT_JSON;
+	req->reply_ready = true;
+	req->finished = true;
+}
+
+/* ---- model listings ---- */
+
+static json_t *
+details(const struct sim_profile_model *m)
+{
+	return json_pack("{s:s, s:s, s:s, s:[s], s:s, s:s}", "parent_model", "", "format", "gguf", "family",
+	    m->family, "families", m->family, "parameter_size", m->parameter_size, "quantization_level",
+	    m->quantization);
+}
+
+static json_t *
+tags(void)
+{
+	const struct sim_profile *p = sim_engine_profile();
+	json_t *models = json_array();
+	char ts[64];
+
+	sim_wire_time(ts, sizeof(ts), (int64_t)DEFAULT_CREATED * 1000000000, false);
+	for (size_t i = 0; i < p->n_models; i++) {
+		const struct sim_profile_model *m = &p->models[i];
+		json_array_append_new(models, json_pack("{s:s, s:s, s:s, s:I, s:s, s:o}", "name", m->name, "model",
+		    m->name, "modified_at", ts, "size", (json_int_t)(m->base_gb * 1073741824.0), "digest", m->digest,
+		    "details", details(m)));
+	}
+	return json_pack("{s:o}", "models", models);
+}
+
+static json_t *
+ps(void)
+{
+	const struct sim_profile *p = sim_engine_profile();
+	json_t *models = json_array();
+	int64_t now_sim = sim_engine_now(), now_real = sim_wire_realtime_ns();
+
+	sim_engine_advance();
+	for (size_t i = 0; i < p->n_models; i++) {
+		const struct sim_profile_model *m = &p->models[i];
+		int64_t expires;
+		if (!sim_engine_loaded(sim_engine_model(m), &expires))
+			continue;
+		/* Forever is shown the way Ollama does: a date centuries away. */
+		int64_t when = expires == INT64_MAX ? (int64_t)9000000000 * 1000000000
+		    : now_real + (int64_t)((double)(expires - now_sim) / sim_engine_speed());
+		char ts[64];
+		sim_wire_time(ts, sizeof(ts), when, false);
+		json_int_t size = (json_int_t)sim_profile_model_bytes(m);
+		json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:o, s:s, s:I, s:i}", "name", m->name, "model", m->name,
+		    "size", size, "digest", m->digest, "details", details(m), "expires_at", ts, "size_vram", size,
+		    "context_length", m->num_ctx);
+		/* Latest expiry first, like Ollama. */
+		size_t at = 0;
+		for (; at < json_array_size(models); at++)
+			if (strcmp(json_string_value(json_object_get(json_array_get(models, at), "expires_at")), ts) < 0)
+				break;
+		json_array_insert_new(models, at, o);
+	}
+	return json_pack("{s:o}", "models", models);
+}
+
+static json_t *
+v1_model(const struct sim_profile_model *m, const char *id)
+{
+	return json_pack("{s:s, s:s, s:I, s:s}", "id", id, "object", "model", "created", (json_int_t)DEFAULT_CREATED,
+	    "owned_by", "library");
+}
+
+static json_t *
+show(const struct sim_profile_model *m)
+{
+	char *params = xasprintf("%-30s %d\n%-30s %s", "num_ctx", m->num_ctx, "stop", "\"<|im_end|>\"");
+	char *modelfile = xasprintf("# Modelfile generated by harmonic-sim\nFROM %s\n", m->name);
+	char ctx_key[64], emb_key[64], ts[64];
+	snprintf(ctx_key, sizeof(ctx_key), "%s.context_length", m->family);
+	snprintf(emb_key, sizeof(emb_key), "%s.embedding_length", m->family);
+	sim_wire_time(ts, sizeof(ts), (int64_t)DEFAULT_CREATED * 1000000000, false);
+	json_t *info = json_pack("{s:s, s:I, s:i, s:i}", "general.architecture", m->family,
+	    "general.parameter_count", (json_int_t)(m->base_gb * 1.6e9), ctx_key, 40960, emb_key, m->embedding_length);
+	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:[s,s], s:s}", "license", "Apache License 2.0",
+	    "modelfile", modelfile, "parameters", params, "template", "{{ .Prompt }}", "details", details(m),
+	    "model_info", info, "capabilities", "completion", "tools", "modified_at", ts);
+	free(params);
+	free(modelfile);
+	return j;
+}
+
+/* ---- parsing ---- */
+
+static const char *
+api_struct(enum sim_api api)
+{
+	switch (api) {
+	case SIM_API_CHAT:
+		return "ChatRequest";
+	case SIM_API_EMBED:
+		return "EmbedRequest";
+	case SIM_API_EMBEDDINGS:
+		return "EmbeddingRequest";
+	default:
+		return "GenerateRequest";
+	}
+}
+
+static const char *
+json_type_go(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		return "object";
+	case JSON_ARRAY:
+		return "array";
+	case JSON_STRING:
+		return "string";
+	case JSON_INTEGER:
+	case JSON_REAL:
+		return "number";
+	default:
+		return "bool";
+	}
+}
+
+/* Go's decoder message for a field of the wrong type; NULL when fine. */
+static char *
+check_type(struct sim_req *req, json_t *body, const char *key, json_type want, const char *go_type)
+{
+	json_t *v = json_object_get(body, key);
+	if (v == NULL || json_is_null(v))
+		return NULL;
+	if (json_typeof(v) == want || (want == JSON_TRUE && json_is_boolean(v)) ||
+	    (want == JSON_INTEGER && json_is_number(v)))
+		return NULL;
+	return xasprintf("json: cannot unmarshal %s into Go struct field %s.%s of type %s", json_type_go(v),
+	    api_struct(req->api), key, go_type);
+}
+
+static bool
+is_v1(const struct sim_req *req)
+{
+	return req->api == SIM_API_V1_CHAT || req->api == SIM_API_V1_COMPLETIONS || req->api == SIM_API_V1_EMBEDDINGS;
+}
+
+/* keep_alive: number of seconds or a Go duration; -1 on a 400 (reply set). */
+static int
+parse_keep_alive(struct sim_req *req, json_t *body)
+{
+	json_t *v = json_object_get(body, "keep_alive");
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (json_is_number(v)) {
+		req->keep_alive_ns = (int64_t)(json_number_value(v) * 1e9);
+	} else if (json_is_string(v)) {
+		if (sim_profile_parse_duration(json_string_value(v), &req->keep_alive_ns) < 0) {
+			const char *s = json_string_value(v);
+			bool digits = s[0] != '\0' && strspn(s, "0123456789.-+") == strlen(s);
+			char *msg = xasprintf(digits ? "time: missing unit in duration \"%s\"" : "time: invalid duration \"%s\"", s);
+			sim_wire_error(req, 400, msg);
+			free(msg);
+			return -1;
+		}
+	} else {
+		sim_wire_error(req, 400, "json: cannot unmarshal bool into Go struct field of type api.Duration");
+		return -1;
+	}
+	req->keep_alive_set = true;
+	return 0;
+}
+
+/* num_predict from options (native) or max_tokens (/v1). -1 on error. */
+static int
+parse_predict(struct sim_req *req, json_t *body)
+{
+	const struct sim_profile *p = sim_engine_profile();
+	json_t *v;
+
+	if (is_v1(req)) {
+		v = json_object_get(body, "max_tokens");
+		if (v != NULL && !json_is_null(v) && !json_is_number(v)) {
+			sim_wire_error(req, 400, "invalid type for 'max_tokens' field");
+			return -1;
+		}
+	} else {
+		json_t *opts = json_object_get(body, "options");
+		if (opts != NULL && !json_is_null(opts) && !json_is_object(opts)) {
+			sim_wire_error(req, 400, "json: cannot unmarshal value into Go struct field options of type map[string]interface {}");
+			return -1;
+		}
+		v = json_object_get(opts, "num_predict");
+		if (v != NULL && !json_is_null(v) && !json_is_number(v)) {
+			sim_wire_error(req, 500, "option \"num_predict\" must be of type integer");
+			return -1;
+		}
+	}
+	req->target_tokens = p->default_predict;
+	if (v != NULL && json_is_number(v) && json_number_value(v) >= 0) {
+		double n = json_number_value(v);
+		req->target_tokens = n > 10000000 ? 10000000 : (int64_t)n;
+		req->explicit_predict = true;
+	}
+	return 0;
+}
+
+static uint64_t
+hash_text(uint64_t h, const char *s)
+{
+	for (; s && *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+	return h;
+}
+
+/* Tokens and a text hash for chat messages; -1 on a 400 (reply set). */
+static int
+parse_messages(struct sim_req *req, json_t *msgs, bool *empty)
+{
+	size_t i;
+	json_t *msg;
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	*empty = true;
+	if (msgs == NULL || json_is_null(msgs))
+		return 0;
+	if (!json_is_array(msgs)) {
+		sim_wire_error(req, 400, is_v1(req) ? "invalid type for 'messages' field"
+		    : "json: cannot unmarshal value into Go struct field ChatRequest.messages of type []api.Message");
+		return -1;
+	}
+	json_array_foreach(msgs, i, msg) {
+		json_t *content = json_object_get(msg, "content");
+		const char *text = json_string_value(content);
+		if (json_is_array(content)) {           /* /v1 content parts */
+			size_t k;
+			json_t *part;
+			json_array_foreach(content, k, part) {
+				const char *t = json_string_value(json_object_get(part, "text"));
+				req->prompt_tokens += sim_wire_count_tokens(t);
+				h = hash_text(h, t);
+			}
+		}
+		req->prompt_tokens += sim_wire_count_tokens(text) + 4;  /* role markers */
+		h = hash_text(h, text);
+		*empty = false;
+	}
+	req->text_seed = h;
+	return 0;
+}
+
+/* Embedding inputs into req->inputs; -1 on a 400 (reply set). */
+static int
+parse_inputs(struct sim_req *req, json_t *body, const char *key)
+{
+	json_t *in = json_object_get(body, key);
+	req->inputs = json_array();
+	if (in == NULL || json_is_null(in)) {
+		if (req->api == SIM_API_V1_EMBEDDINGS) {
+			sim_wire_error(req, 400, "invalid input");
+			return -1;
+		}
+		return 0;
+	}
+	if (json_is_string(in)) {
+		if (json_string_length(in) > 0 || req->api == SIM_API_V1_EMBEDDINGS)
+			json_array_append(req->inputs, in);
+	} else if (json_is_array(in) && req->api != SIM_API_EMBEDDINGS) {
+		size_t i;
+		json_t *s;
+		json_array_foreach(in, i, s) {
+			if (!json_is_string(s)) {
+				sim_wire_error(req, 400, "invalid input type");
+				return -1;
+			}
+			json_array_append(req->inputs, s);
+		}
+		if (json_array_size(in) == 0 && req->api == SIM_API_V1_EMBEDDINGS) {
+			sim_wire_error(req, 400, "invalid input");
+			return -1;
+		}
+	} else {
+		sim_wire_error(req, 400, "invalid input type");
+		return -1;
+	}
+	size_t i;
+	json_t *s;
+	json_array_foreach(req->inputs, i, s)
+		req->prompt_tokens += sim_wire_count_tokens(json_string_value(s)) + 1;
+	return 0;
+}
+
+/* Unknown or missing model: each endpoint has its own wording. */
+static void
+model_error(struct sim_req *req, const char *name)
+{
+	char *msg;
+	if (name == NULL || *name == '\0') {
+		if (req->api == SIM_API_GENERATE || req->api == SIM_API_EMBED)
+			sim_wire_error(req, 404, "model '' not found");
+		else
+			sim_wire_error(req, 400, "model is required");
+		return;
+	}
+	if (req->api == SIM_API_EMBED || req->api == SIM_API_EMBEDDINGS)
+		msg = xasprintf("model \"%s\" not found, try pulling it first", name);
+	else
+		msg = xasprintf("model '%s' not found", name);
+	sim_wire_error(req, 404, msg);
+	free(msg);
+}
+
+/* Parse an inference request and start it.  Either the reply is set or
+ * the request is in the engine. */
+static void
+start_inference(struct sim_req *req, json_t *body)
+{
+	const struct sim_profile *p = sim_engine_profile();
+	char *err = NULL;
+	bool empty = true;
+
+	if ((err = check_type(req, body, "model", JSON_STRING, "string")) ||
+	    (err = check_type(req, body, "stream", JSON_TRUE, "bool")) ||
+	    (err = check_type(req, body, "prompt", JSON_STRING, "string"))) {
+		sim_wire_error(req, 400, err);
+		free(err);
+		return;
+	}
+	const char *name = json_string_value(json_object_get(body, "model"));
+	const struct sim_profile_model *pm = sim_profile_find(p, name);
+	if (is_v1(req) && req->api == SIM_API_V1_CHAT) {
+		json_t *msgs = json_object_get(body, "messages");
+		if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
+			sim_wire_error(req, 400, "[] is too short - 'messages'");
+			return;
+		}
+	}
+	if (pm == NULL) {
+		model_error(req, name);
+		return;
+	}
+	req->model = sim_engine_model(pm);
+	req->model_name = xstrdup(name);
+	json_t *stream = json_object_get(body, "stream");
+	req->stream = json_is_boolean(stream) ? json_is_true(stream) : !is_v1(req);
+	req->include_usage = json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage"));
+	req->created = sim_wire_realtime_ns() / 1000000000;
+	req->v1_id = (int)((req->id * 7919u + sim_engine_seed()) % 999u);
+	if (parse_keep_alive(req, body) < 0 || parse_predict(req, body) < 0)
+		return;
+
+	switch (req->api) {
+	case SIM_API_GENERATE:
+	case SIM_API_V1_COMPLETIONS: {
+		json_t *pr = json_object_get(body, "prompt");
+		if (pr != NULL && !json_is_null(pr) && !json_is_string(pr)) {
+			sim_wire_error(req, 400, "invalid type for 'prompt' field");
+			return;
+		}
+		const char *prompt = json_string_value(pr);
+		empty = prompt == NULL || *prompt == '\0';
+		req->prompt_tokens = sim_wire_count_tokens(prompt) + (req->api == SIM_API_GENERATE ? 10 : 0);
+		req->text_seed = hash_text(0xcbf29ce484222325ULL, prompt);
+		if (req->api == SIM_API_V1_COMPLETIONS)
+			empty = false;      /* /v1 always generates */
+		break;
+	}
+	case SIM_API_CHAT:
+	case SIM_API_V1_CHAT:
+		if (parse_messages(req, json_object_get(body, "messages"), &empty) < 0)
+			return;
+		req->prompt_tokens += 6;        /* chat template overhead */
+		break;
+	case SIM_API_EMBED:
+	case SIM_API_V1_EMBEDDINGS:
+	case SIM_API_EMBEDDINGS:
+		if (parse_inputs(req, body, req->api == SIM_API_EMBEDDINGS ? "prompt" : "input") < 0)
+			return;
+		empty = json_array_size(req->inputs) == 0;
+		req->stream = false;
+		req->target_tokens = 0;
+		break;
+	default:
+		return;
+	}
+
+	if (empty) {
+		req->target_tokens = 0;
+		req->prompt_tokens = 0;
+		req->stream = false;
+		if (req->keep_alive_set && req->keep_alive_ns == 0) {
+			sim_engine_unload(req->model);
+			sim_wire_load_reply(req, "unload");
+			return;
+		}
+		req->load_only = true;
+	} else {
+		sim_engine_take_fault(req);
+		if (req->fault == SIM_FAULT_FAIL) {
+			sim_wire_error(req, req->fault_status, req->fault_message);
+			return;
+		}
+		if (req->fault == SIM_FAULT_BUSY) {
+			sim_wire_error(req, req->fault_status, req->fault_message);
+			return;
+		}
+	}
+	if (sim_engine_submit(req) < 0)
+		sim_wire_error(req, 503, SIM_BUSY_MESSAGE);
+}
+
+/* ---- control endpoints and POST dispatch ---- */
+
+static void
+handle_post(struct sim_req *req, const char *url)
+{
+	json_error_t jerr;
+	json_t *body = NULL;
+
+	if (strcmp(url, "/_sim/reset") == 0) {
+		sim_engine_fault_reset();
+		sim_engine_stats_reset();
+		reply(req, 200, json_pack("{s:s}", "status", "reset"));
+		return;
+	}
+	if (strcmp(url, "/_sim/stats/reset") == 0) {
+		sim_engine_stats_reset();
+		reply(req, 200, json_pack("{s:s}", "status", "reset"));
+		return;
+	}
+	if (req->body.len == 0) {
+		sim_wire_error(req, 400, "missing request body");
+		return;
+	}
+	body = json_loadb(req->body.data, req->body.len, JSON_DECODE_ANY, &jerr);
+	if (body == NULL || !json_is_object(body)) {
+		char *msg = body ? xstrdup("json: cannot unmarshal non-object into Go value")
+		    : xasprintf("invalid character looking for beginning of value: %s", jerr.text);
+		sim_wire_error(req, 400, msg);
+		free(msg);
+		json_decref(body);
+		return;
+	}
+	if (strcmp(url, "/_sim/fault") == 0) {
+		const char *err = sim_engine_fault_add(body);
+		if (err)
+			reply(req, 400, json_pack("{s:s}", "error", err));
+		else {
+			json_t *stats = sim_engine_stats();
+			reply(req, 200, json_pack("{s:s, s:O}", "status", "armed", "faults",
+			    json_object_get(stats, "faults")));
+			json_decref(stats);
+		}
+	} else if (strcmp(url, "/api/show") == 0) {
+		const char *name = json_string_value(json_object_get(body, "model"));
+		if (name == NULL || *name == '\0')
+			name = json_string_value(json_object_get(body, "name"));
+		const struct sim_profile_model *pm = sim_profile_find(sim_engine_profile(), name);
+		if (name == NULL || *name == '\0') {
+			sim_wire_error(req, 400, "model is required");
+		} else if (pm == NULL) {
+			char *norm = sim_profile_normalize(name);
+			char *msg = xasprintf("model '%s' not found", norm);
+			sim_wire_error(req, 404, msg);
+			free(msg);
+			free(norm);
+		} else {
+			reply(req, 200, show(pm));
+		}
+	} else {
+		start_inference(req, body);
+	}
+	json_decref(body);
+}
+
+/* ---- routing ---- */
+
+static const struct route {
+	const char *path;
+	unsigned methods;
+	enum sim_api api;               /* for POST inference routes */
+} routes[] = {
+	{ "/", M_GET | M_HEAD, SIM_API_COUNT },
+	{ "/api/version", M_GET | M_HEAD, SIM_API_COUNT },
+	{ "/api/tags", M_GET | M_HEAD, SIM_API_COUNT },
+	{ "/api/ps", M_GET, SIM_API_COUNT },
+	{ "/v1/models", M_GET, SIM_API_COUNT },
+	{ "/_sim/stats", M_GET, SIM_API_COUNT },
+	{ "/api/generate", M_POST, SIM_API_GENERATE },
+	{ "/api/chat", M_POST, SIM_API_CHAT },
+	{ "/api/embed", M_POST, SIM_API_EMBED },
+	{ "/api/embeddings", M_POST, SIM_API_EMBEDDINGS },
+	{ "/api/show", M_POST, SIM_API_COUNT },
+	{ "/v1/chat/completions", M_POST, SIM_API_V1_CHAT },
+	{ "/v1/completions", M_POST, SIM_API_V1_COMPLETIONS },
+	{ "/v1/embeddings", M_POST, SIM_API_V1_EMBEDDINGS },
+	{ "/_sim/fault", M_POST, SIM_API_COUNT },
+	{ "/_sim/reset", M_POST, SIM_API_COUNT },
+	{ "/_sim/stats/reset", M_POST, SIM_API_COUNT },
+};
+
+static const struct route *
+route_find(const char *url)
+{
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (strcmp(routes[i].path, url) == 0)
+			return &routes[i];
+	return NULL;
+}
+
+static enum MHD_Result
+handle_get(struct MHD_Connection *c, const char *url)
+{
+	if (strcmp(url, "/") == 0)
+		return queue_text(c, 200, "Ollama is running");
+	if (strcmp(url, "/api/version") == 0)
+		return queue_json(c, 200, json_pack("{s:s}", "version", sim_engine_profile()->version), false);
+	if (strcmp(url, "/api/tags") == 0)
+		return queue_json(c, 200, tags(), false);
+	if (strcmp(url, "/api/ps") == 0)
+		return queue_json(c, 200, ps(), false);
+	if (strcmp(url, "/_sim/stats") == 0)
+		return queue_json(c, 200, sim_engine_stats(), false);
+	if (strcmp(url, "/v1/models") == 0) {
+		const struct sim_profile *p = sim_engine_profile();
+		json_t *data = json_array();
+		for (size_t i = 0; i < p->n_models; i++)
+			json_array_append_new(data, v1_model(&p->models[i], p->models[i].name));
+		return queue_json(c, 200, json_pack("{s:s, s:o}", "object", "list", "data", data), true);
+	}
+	/* /v1/models/{model} */
+	const char *id = url + strlen("/v1/models/");
+	const struct sim_profile_model *pm = sim_profile_find(sim_engine_profile(), id);
+	if (pm == NULL) {
+		char *msg = xasprintf("model '%s' not found", id);
+		json_t *j = json_pack("{s:{s:s, s:s, s:n, s:n}}", "error", "message", msg, "type", "not_found_error",
+		    "param", "code");
+		free(msg);
+		return queue_json(c, 404, j, true);
+	}
+	return queue_json(c, 200, v1_model(pm, id), true);
+}
+
+/* ---- connection plumbing ---- */
+
+static void
+watch_add(struct sim_req *req)
+{
+	if (req->watched)
+		return;
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci == NULL)
+		return;
+	struct epoll_event ev = { .events = EPOLLRDHUP, .data.ptr = req };
+	req->fd = ci->connect_fd;
+	if (epoll_ctl(H.loop_epfd, EPOLL_CTL_ADD, req->fd, &ev) == 0)
+		req->watched = true;
+	else
+		log_warn("epoll_ctl add fd %d", req->fd);
+}
+
+static void
+watch_del(struct sim_req *req)
+{
+	if (!req->watched)
+		return;
+	epoll_ctl(H.loop_epfd, EPOLL_CTL_DEL, req->fd, NULL);
+	req->watched = false;
+}
+
+static void
+suspend(struct sim_req *req)
+{
+	MHD_suspend_connection(req->conn);
+	req->suspended = true;
+	watch_add(req);
+}
+
+void
+sim_http_wake(struct sim_req *req)
+{
+	if (req->suspended) {
+		req->suspended = false;
+		MHD_resume_connection(req->conn);
+	}
+}
+
+void
+sim_http_watch_event(void *data, uint32_t events)
+{
+	struct sim_req *req = data;
+	if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+		return;
+	/* Level-triggered: stop watching, or the loop would spin. */
+	watch_del(req);
+	if (req->gone || req->phase == SIM_PHASE_DONE)
+		return;
+	req->gone = true;
+	log_debug("request %llu: client disconnected (%s)", (unsigned long long)req->id,
+	    sim_engine_phase_name(req->phase));
+	sim_engine_cancel(req, true);
+	sim_http_wake(req);
+}
+
+static ssize_t
+reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct sim_req *req = cls;
+	if (req->gone || H.stopping)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	if (req->out.off < req->out.len) {
+		size_t n = req->out.len - req->out.off;
+		if (n > max)
+			n = max;
+		memcpy(buf, req->out.data + req->out.off, n);
+		req->out.off += n;
+		return (ssize_t)n;
+	}
+	if (req->abort_conn)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	if (req->finished)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	/* Nothing due yet: returning a bare 0 would make MHD busy-loop. */
+	suspend(req);
+	return 0;
+}
+
+/* Queue whatever the request has, or wait for the engine. */
+static enum MHD_Result
+respond(struct sim_req *req)
+{
+	if (req->gone || H.stopping)
+		return MHD_NO;
+	if (req->abort_conn && !req->stream_started)
+		return MHD_NO;          /* fault: close before any byte */
+	if (req->reply_ready) {
+		req->response_queued = true;
+		return queue_bytes(req->conn, (unsigned)req->status, req->content_type, req->out.data, req->out.len);
+	}
+	if (req->stream_started) {
+		struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, reader, req, NULL);
+		if (r == NULL)
+			return MHD_NO;
+		MHD_add_response_header(r, "Content-Type", req->content_type);
+		if (req->api == SIM_API_V1_CHAT || req->api == SIM_API_V1_COMPLETIONS)
+			MHD_add_response_header(r, "Cache-Control", "no-cache");
+		req->response_queued = true;
+		enum MHD_Result ret = MHD_queue_response(req->conn, 200, r);
+		MHD_destroy_response(r);
+		return ret;
+	}
+	suspend(req);
+	return MHD_YES;
+}
+
+static enum MHD_Result
+handler(void *cls, struct MHD_Connection *c, const char *url, const char *method, const char *version,
+    const char *upload_data, size_t *upload_size, void **con_cls)
+{
+	struct sim_req *req = *con_cls;
+
+	if (req == NULL) {
+		const struct route *rt = route_find(url);
+		unsigned m = strcmp(method, "GET") == 0 ? M_GET : strcmp(method, "HEAD") == 0 ? M_HEAD
+		    : strcmp(method, "POST") == 0 ? M_POST : 0;
+		bool model_path = strncmp(url, "/v1/models/", 11) == 0 && url[11] != '\0';
+		if (rt == NULL && !model_path)
+			return queue_text(c, 404, "404 page not found");
+		if (model_path ? !(m & M_GET) : !(m & rt->methods))
+			return queue_text(c, 405, "405 method not allowed");
+		if (m != M_POST)
+			return handle_get(c, url);
+		req = xcalloc(1, sizeof(*req));
+		req->id = ++H.next_id;
+		req->conn = c;
+		req->fd = -1;
+		req->api = rt->api == SIM_API_COUNT ? SIM_API_GENERATE : rt->api;
+		req->t_arrival = sim_engine_now();
+		TAILQ_INSERT_TAIL(&H.live, req, all);
+		*con_cls = req;
+		return MHD_YES;
+	}
+	if (*upload_size > 0) {
+		if (req->body.len + *upload_size > MAX_BODY) {
+			if (!req->reply_ready)
+				sim_wire_error(req, 413, "request body too large");
+		} else {
+			sim_buf_append(&req->body, upload_data, *upload_size);
+		}
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (!req->started) {
+		req->started = true;
+		if (!req->reply_ready)
+			handle_post(req, url);
+	}
+	return respond(req);
+}
+
+static void
+completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	struct sim_req *req = *con_cls;
+	if (req == NULL)
+		return;
+	*con_cls = NULL;
+	watch_del(req);
+	/* Still in the engine means the connection ended early: a disconnect
+	 * unless we are the ones closing everything. */
+	sim_engine_cancel(req, !H.stopping && !req->abort_conn);
+	TAILQ_REMOVE(&H.live, req, all);
+	sim_buf_free(&req->out);
+	sim_buf_free(&req->text);
+	sim_buf_free(&req->body);
+	json_decref(req->inputs);
+	free(req->model_name);
+	free(req->fault_message);
+	free(req);
+}
+
+/* MHD reports every client disconnect as an error; they are routine here. */
+static void
+mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+	char buf[512];
+	if (!log_enabled(LOG_LEVEL_DEBUG))
+		return;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	buf[strcspn(buf, "\n")] = '\0';
+	log_debug("mhd: %s", buf);
+}
+
+int
+sim_http_start(const char *listen, int loop_epfd)
+{
+	char host[256];
+	const char *colon = strrchr(listen, ':');
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai = NULL;
+
+	TAILQ_INIT(&H.live);
+	H.loop_epfd = loop_epfd;
+	if (colon == NULL || colon == listen || colon[1] == '\0' || (size_t)(colon - listen) >= sizeof(host)) {
+		log_errx("--listen %s: HOST:PORT expected", listen);
+		return -1;
+	}
+	memcpy(host, listen, (size_t)(colon - listen));
+	host[colon - listen] = '\0';
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = '\0';
+	}
+	int gai = getaddrinfo(host, colon + 1, &hints, &ai);
+	if (gai != 0) {
+		log_errx("--listen %s: %s", listen, gai_strerror(gai));
+		return -1;
+	}
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	if (ai->ai_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	H.mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, NULL,
+	    MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+	    MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
+	    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
+	    MHD_OPTION_END);
+	freeaddrinfo(ai);
+	if (H.mhd == NULL) {
+		log_errx("cannot listen on %s (address in use?)", listen);
+		return -1;
+	}
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(H.mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	return di ? di->epoll_fd : -1;
+}
+
+void
+sim_http_run(void)
+{
+	MHD_run(H.mhd);
+}
+
+int
+sim_http_timeout_ms(void)
+{
+	MHD_UNSIGNED_LONG_LONG t;
+	if (MHD_get_timeout(H.mhd, &t) != MHD_YES)
+		return -1;
+	return t > 60000 ? 60000 : (int)t;
+}
+
+int
+sim_http_drain(void)
+{
+	struct sim_req *req;
+	int suspended = 0;
+
+	H.stopping = true;
+	TAILQ_FOREACH(req, &H.live, all) {
+		sim_engine_cancel(req, false);
+		if (req->suspended) {
+			sim_http_wake(req);
+			suspended++;
+		}
+	}
+	/* A resumed connection counts until MHD has processed the resume. */
+	return suspended;
+}
+
+void
+sim_http_stop(void)
+{
+	if (H.mhd != NULL)
+		MHD_stop_daemon(H.mhd);   /* closes the rest; completed() frees them */
+	H.mhd = NULL;
+}

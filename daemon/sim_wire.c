@@ -1,0 +1,428 @@
+/*
+ * sim_wire: Ollama and OpenAI wire formats for harmonic-sim.  Field order
+ * follows Ollama's Go structs; zero metrics are omitted (Go omitempty);
+ * native non-stream bodies carry no trailing newline, /v1 bodies do.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sim_engine.h"
+#include "sim_profile.h"
+#include "sim_wire.h"
+#include "xmalloc.h"
+
+#define CT_JSON "application/json; charset=utf-8"
+#define CT_NDJSON "application/x-ndjson"
+#define CT_SSE "text/event-stream"
+
+void
+sim_buf_append(struct sim_buf *b, const char *data, size_t len)
+{
+	if (b->off > 0 && b->off == b->len)
+		b->off = b->len = 0;    /* everything was sent: reuse from the start */
+	if (b->len + len + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap < b->len + len + 1)
+			cap *= 2;
+		b->data = xreallocarray(b->data, cap, 1);
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, data, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+}
+
+void
+sim_buf_free(struct sim_buf *b)
+{
+	free(b->data);
+	memset(b, 0, sizeof(*b));
+}
+
+static const char *const words[] = {
+	"the", "model", "answers", "with", "a", "calm", "and", "measured", "voice", "about",
+	"quantum", "bits", "that", "hold", "many", "states", "at", "once", "while", "classical",
+	"ones", "hold", "one", "so", "some", "problems", "become", "faster", "to", "solve",
+	"in", "principle", "though", "noise", "limits", "today's", "machines", "of", "modest", "size",
+	"engineers", "correct", "errors", "by", "spreading", "information", "across", "several", "qubits", "which",
+	"costs", "hardware", "but", "buys", "time", "for", "longer", "programs", "on", "real",
+	"devices", "every", "year", "brings",
+};
+
+static uint64_t
+mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	x ^= x >> 31;
+	return x;
+}
+
+const char *
+sim_wire_word(uint64_t seed, int64_t i)
+{
+	/* Leading space on all but the first word, like a BPE tokenizer. */
+	static char tok[32];
+	const char *w = words[mix64(seed + (uint64_t)i * 0x9e3779b97f4a7c15ULL) % (sizeof(words) / sizeof(words[0]))];
+	snprintf(tok, sizeof(tok), "%s%s%s", i == 0 ? "" : " ", w, (i + 1) % 12 == 0 ? "." : "");
+	return tok;
+}
+
+int64_t
+sim_wire_count_tokens(const char *text)
+{
+	size_t n = text ? strlen(text) : 0;
+	return n == 0 ? 0 : (int64_t)((n + 3) / 4);
+}
+
+int64_t
+sim_wire_realtime_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void
+sim_wire_time(char *buf, size_t size, int64_t t_ns, bool utc)
+{
+	time_t secs = (time_t)(t_ns / 1000000000);
+	long ns = (long)(t_ns % 1000000000);
+	struct tm tm;
+	char frac[16] = "", zone[16];
+
+	if (utc)
+		gmtime_r(&secs, &tm);
+	else
+		localtime_r(&secs, &tm);
+	if (ns > 0) {
+		snprintf(frac, sizeof(frac), ".%09ld", ns);
+		for (size_t n = strlen(frac); frac[n - 1] == '0'; n--)
+			frac[n - 1] = '\0';    /* Go trims trailing zeros */
+	}
+	int off = utc ? 0 : (int)(tm.tm_gmtoff % 86400);
+	if (off == 0)
+		snprintf(zone, sizeof(zone), "Z");
+	else
+		snprintf(zone, sizeof(zone), "%c%02d:%02d", off < 0 ? '-' : '+', abs(off) / 3600 % 24,
+		    abs(off) % 3600 / 60);
+	char base[32];
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, size, "%s%s%s", base, frac, zone);
+}
+
+char *
+sim_wire_dump(const json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (s == NULL)
+		s = xstrdup("null");
+	return s;
+}
+
+static bool
+is_v1(const struct sim_req *req)
+{
+	return req->api == SIM_API_V1_CHAT || req->api == SIM_API_V1_COMPLETIONS ||
+	    req->api == SIM_API_V1_EMBEDDINGS;
+}
+
+/* Append one stream record: an NDJSON line or an SSE event; steals j. */
+static void
+emit_record(struct sim_req *req, json_t *j)
+{
+	char *s = sim_wire_dump(j);
+	json_decref(j);
+	if (is_v1(req)) {
+		sim_buf_append(&req->out, "data: ", 6);
+		sim_buf_append(&req->out, s, strlen(s));
+		sim_buf_append(&req->out, "\n\n", 2);
+		req->content_type = CT_SSE;
+	} else {
+		sim_buf_append(&req->out, s, strlen(s));
+		sim_buf_append(&req->out, "\n", 1);
+		req->content_type = CT_NDJSON;
+	}
+	free(s);
+	req->status = 200;
+	req->stream_started = true;
+}
+
+/* A complete reply body; steals j. */
+static void
+set_reply(struct sim_req *req, int status, json_t *j)
+{
+	char *s = sim_wire_dump(j);
+	json_decref(j);
+	req->out.len = req->out.off = 0;
+	sim_buf_append(&req->out, s, strlen(s));
+	if (is_v1(req))
+		sim_buf_append(&req->out, "\n", 1);
+	free(s);
+	req->status = status;
+	req->content_type = is_v1(req) ? "application/json" : CT_JSON;
+	req->reply_ready = true;
+	req->finished = true;
+}
+
+static json_t *
+native_head(const struct sim_req *req)
+{
+	char ts[64];
+	sim_wire_time(ts, sizeof(ts), sim_wire_realtime_ns(), true);
+	return json_pack("{s:s, s:s}", "model", req->model_name, "created_at", ts);
+}
+
+static json_t *
+v1_chunk(const struct sim_req *req, const char *object)
+{
+	char id[32];
+	snprintf(id, sizeof(id), "%s-%d", req->api == SIM_API_V1_CHAT ? "chatcmpl" : "cmpl", req->v1_id);
+	return json_pack("{s:s, s:s, s:I, s:s, s:s}", "id", id, "object", object, "created",
+	    (json_int_t)req->created, "model", req->model_name, "system_fingerprint", "fp_ollama");
+}
+
+static json_t *
+usage(const struct sim_req *req)
+{
+	return json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)req->prompt_tokens,
+	    "completion_tokens", (json_int_t)req->emitted, "total_tokens",
+	    (json_int_t)(req->prompt_tokens + req->emitted));
+}
+
+void
+sim_wire_token(struct sim_req *req, const char *word)
+{
+	json_t *j;
+
+	if (!req->stream) {
+		sim_buf_append(&req->text, word, strlen(word));
+		return;
+	}
+	switch (req->api) {
+	case SIM_API_GENERATE:
+		j = native_head(req);
+		json_object_set_new(j, "response", json_string(word));
+		json_object_set_new(j, "done", json_false());
+		break;
+	case SIM_API_CHAT:
+		j = native_head(req);
+		json_object_set_new(j, "message", json_pack("{s:s, s:s}", "role", "assistant", "content", word));
+		json_object_set_new(j, "done", json_false());
+		break;
+	case SIM_API_V1_CHAT: {
+		j = v1_chunk(req, "chat.completion.chunk");
+		json_t *delta = req->emitted == 1 ? json_pack("{s:s, s:s}", "role", "assistant", "content", word)
+		    : json_pack("{s:s}", "content", word);
+		json_object_set_new(j, "choices", json_pack("[{s:i, s:o, s:n}]", "index", 0, "delta", delta,
+		    "finish_reason"));
+		break;
+	}
+	case SIM_API_V1_COMPLETIONS:
+		j = v1_chunk(req, "text_completion");
+		json_object_set_new(j, "choices", json_pack("[{s:s, s:i, s:n}]", "text", word, "index", 0,
+		    "finish_reason"));
+		if (req->include_usage)
+			json_object_set_new(j, "usage", json_pack("{s:i, s:i, s:i}", "prompt_tokens", 0,
+			    "completion_tokens", 0, "total_tokens", 0));
+		break;
+	default:
+		return;
+	}
+	emit_record(req, j);
+}
+
+/* Ollama's final metrics, omitting zeros. */
+static void
+add_metrics(json_t *j, const struct sim_req *req)
+{
+	struct { const char *key; int64_t v; } m[] = {
+		{ "total_duration", req->t_done - req->t_arrival },
+		{ "load_duration", req->t_prompt - req->t_arrival },
+		{ "prompt_eval_count", req->prompt_tokens },
+		{ "prompt_eval_duration", req->t_decode - req->t_prompt },
+		{ "eval_count", req->emitted },
+		{ "eval_duration", req->t_done - req->t_decode },
+	};
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		if (m[i].v > 0)
+			json_object_set_new(j, m[i].key, json_integer((json_int_t)m[i].v));
+}
+
+static void
+finish_embed(struct sim_req *req)
+{
+	const struct sim_profile_model *pm = sim_engine_model_profile(req->model);
+	json_t *vecs = json_array();
+	size_t i;
+	json_t *in;
+
+	json_array_foreach(req->inputs, i, in)
+		json_array_append_new(vecs, sim_wire_embedding(json_string_value(in), pm->embedding_length,
+		    sim_engine_seed()));
+	if (req->api == SIM_API_EMBEDDINGS) {
+		json_t *first = json_array_size(vecs) ? json_incref(json_array_get(vecs, 0)) : json_array();
+		json_decref(vecs);
+		set_reply(req, 200, json_pack("{s:o}", "embedding", first));
+	} else if (req->api == SIM_API_V1_EMBEDDINGS) {
+		json_t *data = json_array();
+		json_array_foreach(vecs, i, in)
+			json_array_append_new(data, json_pack("{s:s, s:O, s:i}", "object", "embedding",
+			    "embedding", in, "index", (int)i));
+		json_decref(vecs);
+		set_reply(req, 200, json_pack("{s:s, s:o, s:s, s:{s:I, s:I}}", "object", "list", "data", data,
+		    "model", req->model_name, "usage", "prompt_tokens", (json_int_t)req->prompt_tokens,
+		    "total_tokens", (json_int_t)req->prompt_tokens));
+	} else {
+		json_t *j = json_pack("{s:s, s:o}", "model", req->model_name, "embeddings", vecs);
+		if (req->t_done - req->t_arrival > 0)
+			json_object_set_new(j, "total_duration", json_integer((json_int_t)(req->t_done - req->t_arrival)));
+		if (req->t_prompt - req->t_arrival > 0)
+			json_object_set_new(j, "load_duration", json_integer((json_int_t)(req->t_prompt - req->t_arrival)));
+		if (req->prompt_tokens > 0)
+			json_object_set_new(j, "prompt_eval_count", json_integer((json_int_t)req->prompt_tokens));
+		set_reply(req, 200, j);
+	}
+}
+
+void
+sim_wire_finish(struct sim_req *req, const char *done_reason)
+{
+	json_t *j;
+	const char *text = req->text.data ? req->text.data : "";
+
+	switch (req->api) {
+	case SIM_API_EMBED:
+	case SIM_API_EMBEDDINGS:
+	case SIM_API_V1_EMBEDDINGS:
+		finish_embed(req);
+		return;
+	case SIM_API_GENERATE:
+	case SIM_API_CHAT:
+		j = native_head(req);
+		if (req->api == SIM_API_GENERATE)
+			json_object_set_new(j, "response", json_string(req->stream ? "" : text));
+		else
+			json_object_set_new(j, "message", json_pack("{s:s, s:s}", "role", "assistant", "content",
+			    req->stream ? "" : text));
+		json_object_set_new(j, "done", json_true());
+		json_object_set_new(j, "done_reason", json_string(done_reason));
+		add_metrics(j, req);
+		if (req->stream) {
+			emit_record(req, j);
+			req->finished = true;
+		} else {
+			set_reply(req, 200, j);
+		}
+		return;
+	case SIM_API_V1_CHAT:
+	case SIM_API_V1_COMPLETIONS:
+		break;
+	default:
+		return;
+	}
+	bool chat = req->api == SIM_API_V1_CHAT;
+	if (!req->stream) {
+		j = v1_chunk(req, chat ? "chat.completion" : "text_completion");
+		json_t *choice = chat
+		    ? json_pack("{s:i, s:{s:s, s:s}, s:s}", "index", 0, "message", "role", "assistant", "content", text,
+			"finish_reason", done_reason)
+		    : json_pack("{s:s, s:i, s:s}", "text", text, "index", 0, "finish_reason", done_reason);
+		json_object_set_new(j, "choices", json_pack("[o]", choice));
+		json_object_set_new(j, "usage", usage(req));
+		set_reply(req, 200, j);
+		return;
+	}
+	j = v1_chunk(req, chat ? "chat.completion.chunk" : "text_completion");
+	if (chat)
+		json_object_set_new(j, "choices", json_pack("[{s:i, s:{}, s:s}]", "index", 0, "delta",
+		    "finish_reason", done_reason));
+	else
+		json_object_set_new(j, "choices", json_pack("[{s:s, s:i, s:s}]", "text", "", "index", 0,
+		    "finish_reason", done_reason));
+	emit_record(req, j);
+	if (req->include_usage) {
+		j = v1_chunk(req, chat ? "chat.completion.chunk" : "text_completion");
+		json_object_set_new(j, "choices", json_array());
+		json_object_set_new(j, "usage", usage(req));
+		emit_record(req, j);
+	}
+	sim_buf_append(&req->out, "data: [DONE]\n\n", 14);
+	req->finished = true;
+}
+
+void
+sim_wire_load_reply(struct sim_req *req, const char *reason)
+{
+	if (req->api == SIM_API_EMBED) {
+		set_reply(req, 200, json_pack("{s:s, s:[]}", "model", req->model_name, "embeddings"));
+		return;
+	}
+	if (req->api == SIM_API_EMBEDDINGS) {
+		set_reply(req, 200, json_pack("{s:[]}", "embedding"));
+		return;
+	}
+	json_t *j = native_head(req);
+	if (req->api == SIM_API_CHAT)
+		json_object_set_new(j, "message", json_pack("{s:s, s:s}", "role", "assistant", "content", ""));
+	else
+		json_object_set_new(j, "response", json_string(""));
+	json_object_set_new(j, "done", json_true());
+	json_object_set_new(j, "done_reason", json_string(reason));
+	set_reply(req, 200, j);
+}
+
+static const char *
+v1_error_type(int status)
+{
+	return status == 400 ? "invalid_request_error" : status == 404 ? "not_found_error" : "api_error";
+}
+
+void
+sim_wire_error(struct sim_req *req, int status, const char *message)
+{
+	if (is_v1(req))
+		set_reply(req, status, json_pack("{s:{s:s, s:s, s:n, s:n}}", "error", "message", message, "type",
+		    v1_error_type(status), "param", "code"));
+	else
+		set_reply(req, status, json_pack("{s:s}", "error", message));
+}
+
+void
+sim_wire_error_inline(struct sim_req *req, int status, const char *message)
+{
+	if (!req->stream || !req->stream_started) {
+		sim_wire_error(req, status, message);
+		return;
+	}
+	if (is_v1(req))
+		emit_record(req, json_pack("{s:{s:s, s:s, s:n, s:n}}", "error", "message", message, "type",
+		    v1_error_type(status), "param", "code"));
+	else
+		emit_record(req, json_pack("{s:s}", "error", message));
+	req->finished = true;
+}
+
+json_t *
+sim_wire_embedding(const char *text, int dims, uint64_t seed)
+{
+	uint64_t h = seed ^ 0x6a09e667f3bcc909ULL;
+	for (const char *c = text ? text : ""; *c; c++)
+		h = mix64(h ^ (unsigned char)*c);
+	double *v = xcalloc((size_t)dims, sizeof(double)), norm = 0;
+	for (int i = 0; i < dims; i++) {
+		v[i] = (double)(mix64(h + (uint64_t)i) >> 11) / 9007199254740992.0 - 0.5;
+		norm += v[i] * v[i];
+	}
+	norm = sqrt(norm);
+	json_t *a = json_array();
+	for (int i = 0; i < dims; i++)
+		json_array_append_new(a, json_real(norm > 0 ? (double)(float)(v[i] / norm) : 0));
+	free(v);
+	return a;
+}

@@ -1,0 +1,104 @@
+/* statsview: /stats JSON from sched's counters. */
+#include "statsview.h"
+
+#include "api.h"
+#include "config.h"
+#include "ev.h"
+#include "request.h"
+#include "sched.h"
+#include "statsview.h"
+#include "upstream.h"
+
+#include <string.h>
+
+static uint64_t start_us;
+
+static json_t *
+rates(const struct stats_rate *r, uint64_t now)
+{
+	return json_pack("{s:f,s:f,s:f}", "1s", stats_rate_get(r, now, 1), "10s", stats_rate_get(r, now, 10), "60s",
+	    stats_rate_get(r, now, 60));
+}
+
+static json_t *
+tier_json(const struct rt_tier *t, uint64_t now)
+{
+	return json_pack("{s:s,s:i,s:i,s:i,s:I,s:o,s:{s:f,s:f,s:f}}", "name", t->cfg->name, "weight",
+	    t->cfg->weight, "queued", t->queued, "in_flight", t->in_flight, "completed", (json_int_t)t->completed,
+	    "tokens_per_s", rates(&t->rate, now), "queue_wait_ms", "p50",
+	    stats_hist_quantile(&t->queue_wait, 0.50), "p95", stats_hist_quantile(&t->queue_wait, 0.95), "p99",
+	    stats_hist_quantile(&t->queue_wait, 0.99));
+}
+
+static json_t *
+host_json(const struct rt_host *h, uint64_t now)
+{
+	json_t *loaded = json_array();
+	double tps10 = stats_rate_get(&h->rate, now, 10);
+
+	for (int i = 0; i < h->n_loaded; i++)
+		json_array_append_new(loaded, json_string(h->loaded[i]));
+	return json_pack("{s:s,s:s,s:b,s:o,s:i,s:i,s:I,s:I,s:o,s:f,s:{s:f,s:f}}", "name", h->cfg->name, "url",
+	    h->cfg->url, "up", h->up, "loaded", loaded, "in_flight", h->in_flight, "max_parallel", h->slots,
+	    "completed", (json_int_t)h->completed, "eval_tokens", (json_int_t)h->eval_tokens, "tokens_per_s",
+	    rates(&h->rate, now), "tokens_per_watt", h->cfg->watts > 0 ? tps10 / h->cfg->watts : 0.0, "memory_gb",
+	    "budget", h->cfg->memory_gb - h->cfg->reserve_gb, "planned", h->cfg->planned_gb);
+}
+
+static json_t *
+placement_json(const struct rt_placement *p, uint64_t now)
+{
+	return json_pack("{s:s,s:i,s:s,s:i,s:i,s:i,s:I,s:I,s:o,s:{s:f,s:f}}", "host", p->host->cfg->name,
+	    "parallel", p->slots, "mode", p->cfg->parallel_auto ? "auto" : "fixed", "limit",
+	    sched_placement_limit(p), "in_flight", p->in_flight, "max_in_flight", p->max_in_flight, "completed",
+	    (json_int_t)p->completed, "eval_tokens", (json_int_t)p->eval_tokens, "tokens_per_s", rates(&p->rate, now),
+	    "ttft_ms", "p50", stats_hist_quantile(&p->ttft, 0.50), "p95", stats_hist_quantile(&p->ttft, 0.95));
+}
+
+json_t *
+statsview_json(void)
+{
+	uint64_t now = ev_update_now();
+	const struct stats_totals *t = &sched->totals;
+	json_t *tiers = json_array(), *hosts = json_array(), *models = json_array();
+
+	if (start_us == 0)
+		start_us = now;
+	for (int i = 0; i < sched->n_tiers; i++)
+		json_array_append_new(tiers, tier_json(&sched->tiers[i], now));
+	for (int i = 0; i < sched->n_hosts; i++)
+		json_array_append_new(hosts, host_json(&sched->hosts[i], now));
+	for (int i = 0; i < sched->n_models; i++) {
+		const struct rt_model *m = &sched->models[i];
+		json_t *pl = json_array();
+		for (int k = 0; k < m->n_placements; k++)
+			json_array_append_new(pl, placement_json(&m->placements[k], now));
+		json_array_append_new(models, json_pack("{s:s,s:s,s:i,s:o}", "name", m->cfg->name, "tier",
+		    m->tier->cfg->name, "queued", m->queued, "placements", pl));
+	}
+	return json_pack("{s:s,s:f,s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I},s:I,s:i,s:o,s:o,s:o}", "version",
+	    HARMONIC_VERSION, "uptime_s", (double)(now - start_us) / 1e6, "tokens_per_s", rates(&sched->rate, now),
+	    "totals", "requests", (json_int_t)t->requests, "completed", (json_int_t)t->outcome[STATS_COMPLETED],
+	    "failed", (json_int_t)t->outcome[STATS_FAILED], "rejected", (json_int_t)t->outcome[STATS_REJECTED],
+	    "cancelled", (json_int_t)t->outcome[STATS_CANCELLED], "prompt_tokens", (json_int_t)t->prompt_tokens,
+	    "eval_tokens", (json_int_t)t->eval_tokens, "live_requests", (json_int_t)request_live_count(),
+	    "backend_transfers", upstream_active(), "tiers", tiers, "hosts", hosts, "models", models);
+}
+
+void
+statsview_start(void)
+{
+	start_us = ev_update_now();
+}
+
+void
+statsview_answer(const char *url, struct local_answer *out)
+{
+	json_t *o = statsview_json();
+
+	out->status = 200;
+	out->ctype = "application/json; charset=utf-8";
+	out->body = json_dumps(o, JSON_COMPACT);
+	out->len = strlen(out->body);
+	json_decref(o);
+}

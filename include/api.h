@@ -1,0 +1,73 @@
+/*
+ * api: the static route table of SPEC section 4, request parsing for the
+ * forwarded endpoints (JSON body -> model, stream flag, the body sent
+ * upstream with pinned num_ctx/keep_alive), and the local answers
+ * (/, /api/version, /api/tags, /api/ps, /v1/models, /healthz, /readyz).
+ */
+#ifndef HARMONIC_API_H
+#define HARMONIC_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct request;
+struct config;
+
+enum route_kind {
+	ROUTE_LOCAL,    /* answered by harmonicd itself */
+	ROUTE_FORWARD,  /* queued, slot-limited, relayed */
+	ROUTE_SHOW,     /* forwarded to one host, no slot */
+	ROUTE_UNSUPPORTED, /* model management belongs on the hosts */
+};
+
+enum route_api { API_OLLAMA, API_OPENAI, API_HARMONIC };
+
+struct local_answer {
+	int status;
+	const char *ctype;
+	char *body;             /* owned by the answer (free) */
+	size_t len;
+	int retry_after;
+};
+
+struct route {
+	const char *path;
+	bool prefix;            /* path is a prefix (e.g. /v1/models/) */
+	const char *methods;    /* "GET HEAD", "POST" */
+	enum route_kind kind;
+	enum route_api api;
+	bool stream_default;    /* /api/generate, /api/chat: true */
+	bool streams;           /* can stream at all */
+	void (*local)(const char *url, struct local_answer *out);
+};
+
+/* The route for url, or NULL (404). */
+const struct route *api_route(const char *url);
+bool route_allows(const struct route *r, const char *method);
+bool route_is_openai(const struct route *r);
+const char *route_upstream_path(const struct route *r);
+
+enum api_result {
+	API_PARSED,     /* req->model, stream and up_body are set */
+	API_REJECTED,   /* an error answer is prepared on req */
+};
+
+/* Parse and validate req->body for req->route; rewrite it for the backend. */
+enum api_result api_parse(struct request *req);
+
+/* Result of parsing a body, separate from the request so it can be fuzzed. */
+struct api_parsed {
+	char *model;            /* as the client sent it; owned */
+	bool stream;
+	char *up_body;          /* owned */
+	size_t up_body_len;
+	int status;             /* error status when parsing failed */
+	char *error;            /* error message; owned */
+};
+/* Pure parser behind api_parse: model lookup through find (NULL = unknown).
+ * Returns API_PARSED or API_REJECTED with status/error set. */
+enum api_result api_parse_body(const struct route *r, const char *body, size_t len, const struct config *cfg,
+    struct api_parsed *out);
+void api_parsed_free(struct api_parsed *p);
+
+#endif

@@ -1,0 +1,28 @@
+/*
+ * http: the client-facing HTTP server.  libmicrohttpd in external epoll
+ * mode inside our loop, one MHD daemon per listening socket, suspend/resume
+ * for requests that wait, a content reader that relays the request's
+ * buffer, and an EPOLLRDHUP watch per waiting request because MHD cannot
+ * see a client leave while its connection is suspended.
+ */
+#ifndef HARMONIC_HTTP_H
+#define HARMONIC_HTTP_H
+
+#include <stdbool.h>
+
+struct config;
+
+/* Listen on cfg's addresses, or on the sockets systemd passed. */
+int http_init(struct config *cfg);
+/* Stop accepting new connections (drain); existing ones continue. */
+void http_quiesce(void);
+/* A connection was resumed outside MHD_run: run MHD before the next wait
+ * (in external mode nothing else guarantees it notices promptly). */
+void http_note_resume(void);
+/* Connections open now. */
+unsigned http_connections(void);
+void http_shutdown(void);
+/* The config new requests start with (reload swaps it). */
+void http_set_config(struct config *cfg);
+
+#endif

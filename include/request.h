@@ -1,0 +1,146 @@
+/*
+ * request: one client request from its first header to its last byte.
+ *
+ * References (refs), and who holds them:
+ *   - the HTTP connection: from request_new until MHD's completion callback
+ *     (http.c: on_completed);
+ *   - the relay response: from MHD_create_response_from_callback until its
+ *     free callback (http.c);
+ *   - a deferred backend unpause while one is scheduled (upstream.c).
+ * The tier queue, the curl easy handle, the queue timer and the disconnect
+ * watch only point at the request: request_close() detaches all of them
+ * synchronously, so they never outlive it.  The last unref frees at the end
+ * of the loop iteration, never inline.
+ *
+ * Every request ends in exactly one accounting outcome (request_close) and
+ * returns its slot exactly once (sched_release via request_close or the
+ * upstream's completion).
+ */
+#ifndef HARMONIC_REQUEST_H
+#define HARMONIC_REQUEST_H
+
+#include <curl/curl.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compat_queue.h"
+#include "ev.h"
+#include "stats.h"
+#include "tokscan.h"
+
+struct MHD_Connection;
+struct config;
+struct route;
+
+enum request_state {
+	REQUEST_READING,   /* receiving the body */
+	REQUEST_QUEUED,    /* waiting for a slot (connection suspended) */
+	REQUEST_WAITING,   /* slot held, backend asked, nothing relayed yet */
+	REQUEST_RELAYING,  /* response committed; bytes flowing */
+	REQUEST_DRAINING,  /* backend finished, slot returned; client reads the rest */
+	REQUEST_REPLYING,  /* a complete local answer is ready or sent */
+	REQUEST_CLOSED,    /* nothing left to do but drop references */
+	REQUEST_STATE_COUNT
+};
+
+#define RELAY_HIGH_WATER (256u * 1024u) /* pause the backend above this */
+#define RELAY_LOW_WATER (64u * 1024u)   /* resume it below this */
+
+struct request {
+	int refs;
+	TAILQ_ENTRY(request) all;       /* every live request, for shutdown */
+	uint64_t id;
+	enum request_state state;
+	const struct route *route;
+	struct config *cfg;             /* the config it started with; a reference */
+
+	/* client side */
+	struct MHD_Connection *conn;    /* NULL once MHD reported completion */
+	bool suspended;                 /* we suspended conn and nobody resumed */
+	bool client_gone;
+	bool response_queued;
+	struct ev_io watch;             /* EPOLLRDHUP on the client fd */
+	bool watching;
+	char *agent;                    /* X-Harmonic-Agent or ""; owned */
+	char *body;                     /* request body; owned, <= max_body */
+	size_t body_len, body_cap;
+	bool body_too_large;
+
+	/* scheduling */
+	struct rt_model *model;
+	struct rt_placement *placement; /* while it holds a slot, and after */
+	struct rt_placement *excluded;  /* failed before first byte: not again */
+	int retries;
+	bool holds_slot;
+	bool accounted;
+	bool unqueued;                  /* /api/show: no slot, no queue */
+	bool stream;                    /* the client asked for a stream */
+	struct agent_queue *aq;
+	TAILQ_ENTRY(request) qlink;
+	struct ev_timer timer;          /* queue timeout */
+	uint64_t t_arrive_us, t_enqueue_us, t_dispatch_us, t_first_byte_us;
+
+	/* upstream */
+	char *up_body;                  /* rewritten JSON sent to the backend; owned */
+	size_t up_body_len;
+	CURL *easy;
+	struct curl_slist *up_headers;
+	long up_status;
+	char up_ctype[128];
+	bool up_paused;
+	bool unpause_scheduled;
+	bool up_done;
+	struct tokscan scan;
+	char *errbody;                  /* non-2xx backend body, bounded; owned */
+	size_t errbody_len;
+
+	/* relay buffer: bytes for the client, [buf_off, buf_len) pending */
+	char *buf;
+	size_t buf_off, buf_len, buf_cap;
+
+	/* a local answer (errors, small JSON) */
+	int reply_status;
+	char *reply_body;               /* owned */
+	size_t reply_len;
+	const char *reply_ctype;
+	int retry_after;                /* seconds; 0 = no header */
+};
+
+const char *request_state_name(enum request_state s);
+
+/* New request owned by the connection's reference. */
+struct request *request_new(struct MHD_Connection *conn, const struct route *route, struct config *cfg);
+struct request *request_ref(struct request *req);
+void request_unref(struct request *req);
+/* Move to state s; asserts the transition is legal and logs it at debug. */
+void request_set_state(struct request *req, enum request_state s);
+
+/* Resume the connection if we suspended it, so MHD calls us again. */
+void request_wake(struct request *req);
+
+/* Prepare a complete answer (body copied) and wake the connection. */
+void request_reply(struct request *req, int status, const char *ctype, const char *body, size_t len);
+/* An error in the request's API shape (Ollama or OpenAI) with status. */
+void request_reply_error(struct request *req, int status, const char *msg);
+/* 503 with Retry-After. */
+void request_reply_busy(struct request *req, const char *msg, int retry_after);
+
+/* Relay buffer. */
+void request_buf_append(struct request *req, const char *data, size_t len);
+size_t request_buf_pending(const struct request *req);
+
+/*
+ * The one close path: record outcome once, leave the queue, abort the
+ * backend transfer, return the slot, stop timers and watches.  Idempotent;
+ * later calls only detach what is still attached.
+ */
+void request_close(struct request *req, enum stats_outcome outcome, const char *reason);
+/* The client went away (completion code, RDHUP): cancel and clean up. */
+void request_client_gone(struct request *req, const char *how);
+/* Number of requests alive (for leak checks and /stats). */
+uint64_t request_live_count(void);
+/* request_client_gone() for every live request (shutdown). */
+void request_close_all(const char *why);
+
+#endif

@@ -1,0 +1,135 @@
+/*
+ * sched: the runtime view of the configuration (hosts, tiers, models,
+ * placements with their live slot counts), the per-tier queues, and the
+ * dispatcher that hands free slots to waiting requests.
+ *
+ * Rules (SPEC section 5): a placement never exceeds its slots, a host never
+ * its max_parallel; each tier has a bounded queue, FIFO per model with
+ * round-robin between agents; contended slots go to tiers by stride
+ * scheduling on `weight`; a tier's `reserve` keeps slots of every host it is
+ * placed on out of reach of lower tiers; replicas are chosen by the most
+ * free slots relative to their size among hosts that are up.
+ *
+ * Cost: one dispatch decision looks at each tier's models' queue heads and
+ * their placements, never at queue length.
+ */
+#ifndef HARMONIC_SCHED_H
+#define HARMONIC_SCHED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "compat_queue.h"
+#include "stats.h"
+
+struct config;
+struct request;
+
+struct rt_host {
+	const struct cfg_host *cfg;
+	int index;
+	bool up;
+	int fails;              /* consecutive failed probes */
+	int in_flight;
+	int slots;              /* max_parallel (budget over all models) */
+	int *tier_in_flight;    /* [n_tiers] */
+	bool *tier_placed;      /* [n_tiers]: tier has a placement here */
+	char **loaded;          /* model tags from /api/ps; owned */
+	int n_loaded;
+	struct stats_rate rate;
+	uint64_t eval_tokens;
+	uint64_t completed;
+};
+
+struct rt_placement {
+	const struct cfg_placement *cfg;
+	struct rt_model *model;
+	struct rt_host *host;
+	int slots;              /* current limit (fixed, or the auto controller's) */
+	int in_flight;
+	int max_in_flight;      /* most seen; for tests and stats */
+	uint64_t busy_until_us; /* after a backend 503: limit to busy_cap */
+	int busy_cap;
+	uint64_t completed;
+	uint64_t eval_tokens;
+	struct stats_rate rate;
+	struct stats_hist ttft;
+};
+
+struct agent_queue {
+	char *agent;                        /* X-Harmonic-Agent, "" if none; owned */
+	TAILQ_HEAD(, request) requests;     /* FIFO */
+	TAILQ_ENTRY(agent_queue) ring;      /* round-robin among non-empty agents */
+};
+
+struct rt_model {
+	const struct cfg_model *cfg;
+	struct rt_tier *tier;
+	struct rt_placement *placements;
+	int n_placements;
+	int queued;
+	TAILQ_HEAD(, agent_queue) agents;   /* non-empty agent queues, RR order */
+};
+
+struct rt_tier {
+	const struct cfg_tier *cfg;
+	int index;
+	uint64_t pass;          /* stride scheduling virtual time */
+	int queued;
+	int in_flight;
+	uint64_t completed;
+	struct rt_model **models;
+	int n_models;
+	struct stats_rate rate;
+	struct stats_hist queue_wait;
+	double service_rate;    /* EWMA of completions per second */
+	uint64_t last_done_us;
+};
+
+struct sched {
+	struct config *cfg;     /* holds a reference */
+	struct rt_host *hosts;
+	int n_hosts;
+	struct rt_tier *tiers;
+	int n_tiers;
+	struct rt_model *models;
+	int n_models;
+	struct stats_totals totals;
+	struct stats_rate rate;
+	uint64_t vtime;         /* stride virtual time of the last dispatch */
+	bool dispatching, again;
+};
+
+/* The current scheduler state; NULL before sched_init. */
+extern struct sched *sched;
+
+/* Build the runtime view of cfg (takes a reference). */
+void sched_init(struct config *cfg);
+void sched_shutdown(void);
+
+struct rt_model *sched_find_model(const char *name);
+/* Any placement of m on a host that is up. */
+bool sched_model_available(const struct rt_model *m);
+
+/*
+ * Queue req on its model's tier.  Returns 0, or -1 when the tier queue is
+ * full (the caller replies 503).  at_head puts it first (503 busy retry).
+ */
+int sched_enqueue(struct request *req, bool at_head);
+/* Remove a queued request (timeout, disconnect). */
+void sched_dequeue(struct request *req);
+/* Give free slots to waiting requests; safe to call from anywhere. */
+void sched_dispatch(void);
+/* Return the slot req holds; exactly once per dispatch. */
+void sched_release(struct request *req);
+/* Backend said 503 busy: shrink p's limit to what it carries, for a while. */
+void sched_placement_busy(struct rt_placement *p);
+/* Seconds a client should wait before retrying on tier t. */
+int sched_retry_after(const struct rt_tier *t);
+/* Host state changes (health); re-dispatches and fails requests whose every
+ * host is down. */
+void sched_host_set_up(struct rt_host *h, bool up);
+/* Effective slot limit of p now (busy back-off applied). */
+int sched_placement_limit(const struct rt_placement *p);
+
+#endif

@@ -1,0 +1,184 @@
+/*
+ * sim_engine: the simulated Ollama scheduler and decoder.  It owns the
+ * per-model slot tables, the FIFO of waiting requests, model load/expiry,
+ * the armed faults and the statistics, and decides exactly when each token
+ * of each request is due.
+ *
+ * Timing model: every model keeps a "virtual decode clock" v, the number
+ * of tokens one decoding request has produced since the model started,
+ * advanced as  dv/dt = aggregate(n) / n  with n the requests decoding now.
+ * A request that joined at v0 has produced floor(v - v0) tokens, so the
+ * aggregate curve of the profile emerges from load, and token due times are
+ * integrated over rate changes instead of accumulated per-token sleeps.
+ * All times are simulated nanoseconds (wall time since start * speed).
+ *
+ * Single-threaded: every function runs on the main loop's thread.
+ */
+#ifndef HARMONIC_SIM_ENGINE_H
+#define HARMONIC_SIM_ENGINE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compat_queue.h"
+#include "sim_profile.h"
+
+struct MHD_Connection;
+struct sim_model;
+
+enum sim_api {
+	SIM_API_GENERATE,
+	SIM_API_CHAT,
+	SIM_API_EMBED,
+	SIM_API_EMBEDDINGS,
+	SIM_API_V1_CHAT,
+	SIM_API_V1_COMPLETIONS,
+	SIM_API_V1_EMBEDDINGS,
+	SIM_API_COUNT
+};
+
+enum sim_phase {
+	SIM_PHASE_NEW,          /* parsed, not yet submitted */
+	SIM_PHASE_QUEUED,       /* waiting for a slot, FIFO */
+	SIM_PHASE_LOADING,      /* holds a slot, model loading */
+	SIM_PHASE_PROMPT,       /* holds a slot, evaluating the prompt */
+	SIM_PHASE_DECODE,       /* holds a slot, producing tokens */
+	SIM_PHASE_HUNG,         /* holds a slot, never answers (fault) */
+	SIM_PHASE_DONE,         /* left the engine: finished, failed or cancelled */
+	SIM_PHASE_COUNT
+};
+
+enum sim_fault_kind {
+	SIM_FAULT_NONE,
+	SIM_FAULT_FAIL,         /* error status before the first byte */
+	SIM_FAULT_BUSY,         /* Ollama's 503 queue-full answer */
+	SIM_FAULT_HANG,         /* accept, take a slot, never answer */
+	SIM_FAULT_SLOW,         /* delay the first token */
+	SIM_FAULT_CLOSE,        /* close the socket after K tokens */
+	SIM_FAULT_ERROR,        /* inline {"error":...} after K tokens */
+	SIM_FAULT_COUNT
+};
+
+/* A growable byte buffer; off is how much the HTTP reader consumed. */
+struct sim_buf {
+	char *data;
+	size_t len, off, cap;
+};
+
+/*
+ * One inference request.  Owned by its MHD connection (created in the
+ * access handler, freed in the completion callback); the engine only links
+ * it into a model's lists while phase is QUEUED..HUNG.
+ */
+struct sim_req {
+	TAILQ_ENTRY(sim_req) entry;     /* model->waiting or model->active */
+	TAILQ_ENTRY(sim_req) all;       /* sim_http's list of live requests */
+	uint64_t id;
+	enum sim_api api;
+	enum sim_phase phase;
+	struct sim_model *model;
+	char *model_name;               /* exactly as the client sent it */
+	bool stream;
+	bool include_usage;             /* /v1 stream_options.include_usage */
+	bool load_only;                 /* empty prompt / messages: load reply */
+	bool explicit_predict;          /* num_predict given: stop with "length" */
+	int64_t keep_alive_ns;          /* from the request, or the model default */
+	bool keep_alive_set;
+	int64_t prompt_tokens;
+	int64_t target_tokens;          /* tokens to generate */
+	uint64_t text_seed;             /* picks the deterministic words */
+	json_t *inputs;                 /* embed: array of input strings */
+
+	/* fault armed for this request */
+	enum sim_fault_kind fault;
+	int64_t fault_after;            /* tokens before close/error */
+	int64_t fault_delay_ns;         /* slow first token, simulated */
+	int fault_status;
+	char *fault_message;
+
+	/* simulated timeline, ns */
+	int64_t t_arrival, t_slot, t_prompt, t_decode, t_done;
+	double v0;                      /* model's v when decoding began */
+	int64_t emitted;                /* tokens produced so far */
+	int64_t created;                /* unix seconds, shared by /v1 chunks */
+	int v1_id;                      /* chatcmpl-N / cmpl-N */
+
+	/* output, filled by the engine through sim_wire */
+	struct sim_buf out;             /* streamed bytes not yet sent */
+	struct sim_buf text;            /* whole answer text, for non-stream */
+	int status;                     /* status of a complete (non-stream) reply */
+	const char *content_type;
+	bool reply_ready;               /* out holds a complete reply body */
+	bool stream_started;            /* first chunk exists: headers may go */
+	bool finished;                  /* no more bytes will be added */
+	bool abort_conn;                /* close the socket once out is drained */
+	bool gone;                      /* client disconnected */
+
+	/* HTTP state, owned by sim_http */
+	struct MHD_Connection *conn;
+	bool suspended;
+	bool response_queued;
+	bool watched;                   /* fd is in the loop's RDHUP watch */
+	int fd;
+	bool started;
+	struct sim_buf body;
+};
+
+/* Called whenever a request has new output or finished, so the HTTP layer
+ * can resume its connection. */
+typedef void (*sim_engine_wake_fn)(struct sim_req *);
+
+/* Set up model state for a profile; speed scales simulated time. */
+void sim_engine_init(const struct sim_profile *p, double speed, uint64_t seed, sim_engine_wake_fn wake);
+void sim_engine_shutdown(void);
+
+/* Simulated time now, ns. */
+int64_t sim_engine_now(void);
+/* Wall CLOCK_MONOTONIC ns at which simulated time t is reached. */
+int64_t sim_engine_wall_of(int64_t t);
+double sim_engine_speed(void);
+uint64_t sim_engine_seed(void);
+const struct sim_profile *sim_engine_profile(void);
+
+/* The model state for a profile entry. */
+struct sim_model *sim_engine_model(const struct sim_profile_model *pm);
+const struct sim_profile_model *sim_engine_model_profile(const struct sim_model *m);
+
+/*
+ * Consume the first armed fault matching this model (NULL model = any)
+ * into req->fault*.  FAIL/BUSY are answered by the caller; the rest
+ * shape the request's run.
+ */
+void sim_engine_take_fault(struct sim_req *req);
+
+/* Admit a parsed request: take a slot or wait FIFO.  Returns 0, or -1 when
+ * the host's waiting queue is full (caller answers 503). */
+int sim_engine_submit(struct sim_req *req);
+
+/* The client is gone (or the connection closed): free its slot or queue
+ * place at once.  counts_as_disconnect feeds the stats. */
+void sim_engine_cancel(struct sim_req *req, bool counts_as_disconnect);
+
+/* Bring every model up to now: finish phases, emit due tokens.  Returns
+ * the simulated time of the next thing due, or INT64_MAX. */
+int64_t sim_engine_advance(void);
+
+/* Unload a model now if idle, else once its requests finish. */
+void sim_engine_unload(struct sim_model *m);
+/* Whether a model is resident now (lazy keep_alive expiry). */
+bool sim_engine_loaded(struct sim_model *m, int64_t *expires_at);
+
+/* Fault control.  sim_engine_fault_add parses the JSON of POST /_sim/fault;
+ * returns NULL on success or a static message for a 400. */
+const char *sim_engine_fault_add(json_t *spec);
+void sim_engine_fault_reset(void);
+/* Reset counters (max_in_flight becomes in_flight now). */
+void sim_engine_stats_reset(void);
+/* GET /_sim/stats body and the armed faults.  Caller owns (json_decref). */
+json_t *sim_engine_stats(void);
+
+const char *sim_engine_phase_name(enum sim_phase phase);
+
+#endif

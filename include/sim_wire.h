@@ -1,0 +1,50 @@
+/*
+ * sim_wire: what the simulator puts on the wire.  Ollama's NDJSON chunks,
+ * final chunks and error shapes, the OpenAI-compatible SSE and JSON bodies,
+ * the deterministic answer text and embeddings, and time stamps in Go's
+ * formats.  Writes into a request's output buffers; never touches sockets.
+ */
+#ifndef HARMONIC_SIM_WIRE_H
+#define HARMONIC_SIM_WIRE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sim_engine.h"
+
+#define SIM_BUSY_MESSAGE "server busy, please try again.  maximum pending requests exceeded"
+
+void sim_buf_append(struct sim_buf *b, const char *data, size_t len);
+void sim_buf_free(struct sim_buf *b);
+
+/* The i-th word of the deterministic answer for a seed (" word" form). */
+const char *sim_wire_word(uint64_t seed, int64_t i);
+
+/* Approximate token count of a text (about 4 bytes per token, >= 1). */
+int64_t sim_wire_count_tokens(const char *text);
+
+/* Go RFC 3339 with trimmed nanoseconds: UTC with "Z" when utc, else local
+ * time with a numeric offset.  t_ns is CLOCK_REALTIME ns. */
+void sim_wire_time(char *buf, size_t size, int64_t t_ns, bool utc);
+int64_t sim_wire_realtime_ns(void);
+
+/* Serialize compactly; caller owns the string (free). */
+char *sim_wire_dump(const json_t *j);
+
+/* One generated token: a stream chunk, or text kept for the final body. */
+void sim_wire_token(struct sim_req *req, const char *word);
+/* The request completed: final chunk (stream) or whole body. */
+void sim_wire_finish(struct sim_req *req, const char *done_reason);
+/* Empty-prompt reply, done_reason "load" or "unload" (one JSON object). */
+void sim_wire_load_reply(struct sim_req *req, const char *reason);
+/* Error before the first byte: a complete reply with the API's shape. */
+void sim_wire_error(struct sim_req *req, int status, const char *message);
+/* Error after streaming began: one inline error line, then the end. */
+void sim_wire_error_inline(struct sim_req *req, int status, const char *message);
+
+/* A deterministic L2-normalized embedding of text; caller owns (json_decref). */
+json_t *sim_wire_embedding(const char *text, int dims, uint64_t seed);
+
+#endif
