@@ -193,9 +193,11 @@ api_parse_body(const struct route *r, const char *body, size_t len, const struct
 	}
 	out->model = xstrdup(name);
 	out->stream = r->streams && (r->stream_default ? !json_is_false(stream) : json_is_true(stream));
+	/* name may be the "name" member's string: deleting it frees name, so
+	 * compare against the copy in out->model from here on. */
 	if (r->kind == ROUTE_SHOW)
 		json_object_del(o, "name");
-	if (strcmp(m->ollama, name) != 0 || r->kind == ROUTE_SHOW)
+	if (strcmp(m->ollama, out->model) != 0 || r->kind == ROUTE_SHOW)
 		json_object_set_new(o, "model", json_string(m->ollama));
 	if (is_native_inference(r))
 		pin_options(o, m);

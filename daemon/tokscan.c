@@ -131,7 +131,10 @@ tokscan_feed(struct tokscan *ts, const char *buf, size_t n)
 			break;
 		}
 		if (ts->len == 0 && !ts->overflow) {
-			tokens += scan_line(ts, buf, take); /* common case: no copy */
+			/* Common case: no copy.  The length limit still applies, so
+			 * the result does not depend on how the bytes were chunked. */
+			if (take <= TOKSCAN_MAX_LINE)
+				tokens += scan_line(ts, buf, take);
 		} else {
 			append(ts, buf, take);
 			if (!ts->overflow)
