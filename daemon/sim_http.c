@@ -41,6 +41,7 @@ static struct {
 	struct MHD_Daemon *mhd;
 	int loop_epfd;
 	bool stopping;
+	bool resumed;                   /* a resume awaits MHD_run */
 	uint64_t next_id;
 	struct sim_req_all live;
 } H;
@@ -672,7 +673,16 @@ sim_http_wake(struct sim_req *req)
 	if (req->suspended) {
 		req->suspended = false;
 		MHD_resume_connection(req->conn);
+		H.resumed = true;
 	}
+}
+
+bool
+sim_http_take_resumed(void)
+{
+	bool r = H.resumed;
+	H.resumed = false;
+	return r;
 }
 
 void
@@ -849,9 +859,9 @@ sim_http_start(const char *listen, int loop_epfd)
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	H.mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, NULL,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
 	    MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 	    MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
 	    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
 	    MHD_OPTION_END);
@@ -874,6 +884,8 @@ int
 sim_http_timeout_ms(void)
 {
 	MHD_UNSIGNED_LONG_LONG t;
+	if (H.resumed)
+		return 0;
 	if (MHD_get_timeout(H.mhd, &t) != MHD_YES)
 		return -1;
 	return t > 60000 ? 60000 : (int)t;

@@ -177,7 +177,12 @@ main(int argc, char **argv)
 			}
 		}
 		sim_http_run();
-		arm_timer(tfd, sim_engine_advance());
+		int64_t next = sim_engine_advance();
+		for (int i = 0; i < 8 && sim_http_take_resumed(); i++) {
+			sim_http_run();
+			next = sim_engine_advance();
+		}
+		arm_timer(tfd, next);
 	}
 
 	/* Resume every parked connection before stopping MHD, which aborts

@@ -119,7 +119,7 @@ sim_wire_time(char *buf, size_t size, int64_t t_ns, bool utc)
 char *
 sim_wire_dump(const json_t *j)
 {
-	char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+	char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(9));
 	if (s == NULL)
 		s = xstrdup("null");
 	return s;

@@ -28,6 +28,10 @@ int sim_http_timeout_ms(void);
 void sim_http_watch_event(void *data, uint32_t events);
 /* Engine callback: resume the connection if it waits for output. */
 void sim_http_wake(struct sim_req *req);
+/* True (once) when connections were resumed since the last call: in
+ * external mode MHD only acts on a resume in its next MHD_run, and its
+ * epoll fd does not necessarily signal it, so the loop must run MHD again. */
+bool sim_http_take_resumed(void);
 /* Begin shutdown: cancel and resume every request.  Returns how many
  * connections are still suspended (call sim_http_run until 0). */
 int sim_http_drain(void);
