@@ -465,6 +465,16 @@ start_inference(struct sim_req *req, json_t *body)
 	case SIM_API_EMBED:
 	case SIM_API_V1_EMBEDDINGS:
 	case SIM_API_EMBEDDINGS:
+		if (req->api == SIM_API_V1_EMBEDDINGS) {
+			const char *fmt = json_string_value(json_object_get(body, "encoding_format"));
+			if (fmt != NULL && strcmp(fmt, "float") != 0 && strcmp(fmt, "base64") != 0) {
+				char *msg = xasprintf("Invalid value for 'encoding_format' = %s. Supported values: ['float', 'base64'].", fmt);
+				sim_wire_error(req, 400, msg);
+				free(msg);
+				return;
+			}
+			req->base64 = fmt != NULL && strcmp(fmt, "base64") == 0;
+		}
 		if (parse_inputs(req, body, req->api == SIM_API_EMBEDDINGS ? "prompt" : "input") < 0)
 			return;
 		empty = json_array_size(req->inputs) == 0;

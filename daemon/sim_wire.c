@@ -254,6 +254,38 @@ add_metrics(json_t *j, const struct sim_req *req)
 			json_object_set_new(j, m[i].key, json_integer((json_int_t)m[i].v));
 }
 
+/* OpenAI's base64 encoding: little-endian float32 bytes. */
+static json_t *
+base64_floats(const json_t *vec)
+{
+	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t n = json_array_size(vec), len = n * 4;
+	unsigned char *raw = xmalloc(len + 3);
+	char *out = xmalloc(len / 3 * 4 + 8);
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		float f = (float)json_number_value(json_array_get(vec, i));
+		uint32_t u;
+		memcpy(&u, &f, sizeof(u));
+		for (int b = 0; b < 4; b++)
+			raw[i * 4 + (size_t)b] = (unsigned char)(u >> (8 * b));
+	}
+	raw[len] = raw[len + 1] = raw[len + 2] = 0;
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t w = (uint32_t)raw[i] << 16 | (uint32_t)raw[i + 1] << 8 | raw[i + 2];
+		out[o++] = abc[w >> 18 & 63];
+		out[o++] = abc[w >> 12 & 63];
+		out[o++] = i + 1 < len ? abc[w >> 6 & 63] : '=';
+		out[o++] = i + 2 < len ? abc[w & 63] : '=';
+	}
+	out[o] = '\0';
+	json_t *s = json_string(out);
+	free(raw);
+	free(out);
+	return s;
+}
+
 static void
 finish_embed(struct sim_req *req)
 {
@@ -272,8 +304,8 @@ finish_embed(struct sim_req *req)
 	} else if (req->api == SIM_API_V1_EMBEDDINGS) {
 		json_t *data = json_array();
 		json_array_foreach(vecs, i, in)
-			json_array_append_new(data, json_pack("{s:s, s:O, s:i}", "object", "embedding",
-			    "embedding", in, "index", (int)i));
+			json_array_append_new(data, json_pack("{s:s, s:o, s:i}", "object", "embedding",
+			    "embedding", req->base64 ? base64_floats(in) : json_incref(in), "index", (int)i));
 		json_decref(vecs);
 		set_reply(req, 200, json_pack("{s:s, s:o, s:s, s:{s:I, s:I}}", "object", "list", "data", data,
 		    "model", req->model_name, "usage", "prompt_tokens", (json_int_t)req->prompt_tokens,

@@ -82,6 +82,7 @@ struct sim_req {
 	char *model_name;               /* exactly as the client sent it */
 	bool stream;
 	bool include_usage;             /* /v1 stream_options.include_usage */
+	bool base64;                    /* /v1/embeddings encoding_format "base64" */
 	bool load_only;                 /* empty prompt / messages: load reply */
 	bool explicit_predict;          /* num_predict given: stop with "length" */
 	int64_t keep_alive_ns;          /* from the request, or the model default */
