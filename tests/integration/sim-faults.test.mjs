@@ -166,3 +166,13 @@ test('faults: hang holds a slot until the client leaves; slow delays the first t
     assert.equal(await sim.stop(), 0);
   }
 });
+
+test('SIGTERM with streaming, queued and hung requests exits 0 without leaks', async () => {
+  const sim = await startSim({ profile: 'tests/integration/sim-tiny.conf', speed: 1 });
+  await fault(sim.url, { mode: 'hang' });
+  const reqs = [0, 1, 2].map(() => postJson(`${sim.url}/api/generate`, { model: 'tiny', prompt: 'x', options: { num_predict: 1000 } })
+    .then(async (r) => { for await (const l of lines(r)) void l; }).catch(() => null));
+  await waitStats(sim.url, (s) => s.totals.in_flight === 1 && s.totals.queued === 2);
+  assert.equal(await sim.stop('SIGTERM'), 0);
+  await Promise.all(reqs);
+});
