@@ -54,22 +54,27 @@ on_ps(struct rt_host *h, const char *path, long status, const char *body, size_t
 static void
 on_warm(struct rt_host *h, const char *path, long status, const char *body, size_t len, void *arg)
 {
+	if (sched != NULL)
+		sched_unclaim(arg);
 	if (status != 200)
 		log_warnx("host %s: warm-up failed (HTTP %ld): %.*s", h->cfg->name, status, (int)(len > 200 ? 200 : len),
 		    body);
 }
 
 /* Ollama's empty-prompt load, with the pinned keep_alive and num_ctx so
- * the load matches what requests will ask for (no reload later). */
+ * the load matches what requests will ask for (no reload later).  A load
+ * holds one of the placement's slots like any request, so the host never
+ * sees more than the budget; if none is free, traffic is loading it. */
 static void
 warm_models(struct rt_host *h)
 {
 	for (int i = 0; i < sched->n_models; i++) {
-		const struct rt_model *m = &sched->models[i];
+		struct rt_model *m = &sched->models[i];
 		for (int k = 0; k < m->n_placements; k++) {
 			json_t *o;
 			char *s;
-			if (m->placements[k].host != h)
+			struct rt_placement *p = &m->placements[k];
+			if (p->host != h || !sched_claim(p))
 				continue;
 			o = json_pack("{s:s}", "model", m->cfg->ollama);
 			if (m->cfg->num_ctx > 0)
@@ -79,7 +84,8 @@ warm_models(struct rt_host *h)
 			else if (m->cfg->keep_alive_kind == KEEP_ALIVE_STRING)
 				json_object_set_new(o, "keep_alive", json_string(m->cfg->keep_alive_str));
 			s = json_dumps(o, JSON_COMPACT);
-			upstream_probe(h, "/api/generate", s, sched->cfg->request_timeout, on_warm, NULL);
+			if (upstream_probe(h, "/api/generate", s, sched->cfg->request_timeout, on_warm, p) < 0)
+				sched_unclaim(p);
 			free(s);
 			json_decref(o);
 		}

@@ -164,6 +164,29 @@ pick_placement(struct rt_model *m, const struct rt_placement *excluded)
 	return best;
 }
 
+bool
+sched_claim(struct rt_placement *p)
+{
+	struct rt_host *h = p->host;
+	int t = p->model->tier->index;
+
+	if (!h->up || p->in_flight >= sched_placement_limit(p) || host_free_for_tier(h, t) < 1)
+		return false;
+	p->in_flight++;
+	h->in_flight++;
+	h->tier_in_flight[t]++;
+	return true;
+}
+
+void
+sched_unclaim(struct rt_placement *p)
+{
+	p->in_flight--;
+	p->host->in_flight--;
+	p->host->tier_in_flight[p->model->tier->index]--;
+	ev_defer((ev_defer_cb)sched_dispatch, NULL);
+}
+
 static struct agent_queue *
 find_agent_queue(struct rt_model *m, const char *agent)
 {

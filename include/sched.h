@@ -129,6 +129,10 @@ int sched_retry_after(const struct rt_tier *t);
 /* Host state changes (health); re-dispatches and fails requests whose every
  * host is down. */
 void sched_host_set_up(struct rt_host *h, bool up);
+/* Take one of p's slots outside the queues (model warm-up), if one is free
+ * under every limit; returns false otherwise.  sched_unclaim returns it. */
+bool sched_claim(struct rt_placement *p);
+void sched_unclaim(struct rt_placement *p);
 /* Effective slot limit of p now (busy back-off applied). */
 int sched_placement_limit(const struct rt_placement *p);
 

@@ -108,8 +108,8 @@ export function startProcess(bin, args, opts = {}) {
 }
 
 /** Start harmonic-sim with a profile; resolves {url, port, stop, ...}. */
-export async function startSim({ profile = 'etc/sim/dgx-spark.conf', speed = 1, args = [], valgrind } = {}) {
-  const port = await freePort();
+export async function startSim({ profile = 'etc/sim/dgx-spark.conf', speed = 1, args = [], valgrind, port } = {}) {
+  port ??= await freePort();
   const p = startProcess(BIN.sim, ['--listen', `127.0.0.1:${port}`, '--profile', path.resolve(ROOT, profile),
     '--speed', String(speed), ...args], { valgrind });
   const url = `http://127.0.0.1:${port}`;
@@ -153,4 +153,35 @@ export async function* lines(res) {
 export function postJson(url, body, headers = {}, signal) {
   return fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body), signal });
+}
+
+/** GET a URL and parse JSON. */
+export async function getJson(url) {
+  const r = await fetch(url);
+  return r.json();
+}
+
+/**
+ * Run one request to completion and summarise it: status, headers, the
+ * parsed lines (NDJSON) or body, and the final chunk.
+ */
+export async function generate(base, body, { path = '/api/generate', headers = {}, signal } = {}) {
+  const res = await postJson(base + path, body, headers, signal);
+  const out = { status: res.status, headers: res.headers, lines: [], text: '' };
+  for await (const line of lines(res)) {
+    out.text += line + '\n';
+    if (line.trim() === '') { out.blank = true; continue; }
+    try { out.lines.push(JSON.parse(line)); } catch { out.bad = (out.bad ?? 0) + 1; }
+  }
+  out.final = out.lines.at(-1);
+  return out;
+}
+
+/** The config text for harmonicd in front of sims: hosts [{name, url, ...}], models [...]. */
+export function daemonConfig({ hosts, tiers, models, extra = '' }) {
+  const h = hosts.map((x) => `{ name = "${x.name}"; url = "${x.url}"; memory_gb = ${x.memory_gb ?? 128.0}; num_parallel = ${x.num_parallel ?? 64};${x.max_parallel ? ` max_parallel = ${x.max_parallel};` : ''} }`).join(',\n  ');
+  const t = (tiers ?? [{ name: 'executive', weight: 8 }, { name: 'directors', weight: 4 }, { name: 'specialists', weight: 1 }])
+    .map((x) => `{ name = "${x.name}"; weight = ${x.weight ?? 1}; queue_depth = ${x.queue_depth ?? 512};${x.reserve ? ` reserve = ${x.reserve};` : ''} }`).join(',\n  ');
+  const m = models.map((x) => `{ name = "${x.name}"; tier = "${x.tier}";${x.ollama ? ` ollama = "${x.ollama}";` : ''} base_gb = 1.0; kv_gb = 0.1;${x.keep_alive ? ` keep_alive = ${x.keep_alive};` : ''} placements = ( ${x.placements.map((p) => `{ host = "${p.host}"; parallel = ${p.parallel}; }`).join(', ')} ); }`).join(',\n  ');
+  return `listen = "127.0.0.1:@PORT@";\nhealth_interval = 0.2;\n${extra}\nhosts = (\n  ${h}\n);\ntiers = (\n  ${t}\n);\nmodels = (\n  ${m}\n);\n`;
 }
