@@ -11,6 +11,8 @@
 #include <time.h>
 
 #include "config.h"
+#include "dashboard.h"
+#include "metrics.h"
 #include "ev.h"
 #include "request.h"
 #include "sched.h"
@@ -52,6 +54,8 @@ static const struct route routes[] = {
 	{"/healthz", false, "GET HEAD", ROUTE_LOCAL, API_HARMONIC, false, false, local_healthz},
 	{"/readyz", false, "GET HEAD", ROUTE_LOCAL, API_HARMONIC, false, false, local_readyz},
 	{"/stats", false, "GET", ROUTE_LOCAL, API_HARMONIC, false, false, statsview_answer},
+	{"/metrics", false, "GET", ROUTE_LOCAL, API_HARMONIC, false, false, metrics_answer},
+	{"/dashboard", false, "GET", ROUTE_LOCAL, API_HARMONIC, false, false, dashboard_answer},
 };
 
 const struct route *

@@ -1,20 +1,21 @@
 /*
- * harmonicctl: the operator CLI.  Subcommands: check (as harmonicd --check),
- * stats and bench (later).
+ * harmonicctl: the operator CLI.  Subcommands: check (as harmonicd
+ * --check), stats (ctl_stats.c) and bench (ctl_bench.c).
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "budget.h"
+#include "ctl.h"
 #include "log.h"
-
-#define EXIT_USAGE 64
 
 static void
 usage(FILE *out)
 {
 	fprintf(out,
 	    "usage: harmonicctl check FILE\n"
+	    "       harmonicctl stats [-u URL] [--watch]\n"
+	    "       harmonicctl bench -u URL -m MODEL [-p LEVELS] [-t TRIALS] [...]\n"
 	    "       harmonicctl -V | --version\n");
 }
 
@@ -32,6 +33,10 @@ main(int argc, char **argv)
 	}
 	if (argc == 3 && strcmp(argv[1], "check") == 0)
 		return budget_check_file(argv[2], stdout, stderr);
+	if (argc >= 2 && strcmp(argv[1], "stats") == 0)
+		return ctl_stats_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "bench") == 0)
+		return ctl_bench_main(argc - 1, argv + 1);
 	usage(stderr);
-	return EXIT_USAGE;
+	return CTL_EXIT_USAGE;
 }
