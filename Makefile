@@ -100,10 +100,11 @@ install: all
 	    install -m 0644 etc/harmonicd.conf $(DESTDIR)$(SYSCONFDIR)/harmonicd/harmonicd.conf
 	install -m 0644 etc/examples/*.conf $(DESTDIR)$(DATADIR)/examples/
 	install -m 0644 etc/sim/*.conf $(DESTDIR)$(DATADIR)/sim/
-	for u in systemd/*.service systemd/*.socket; do [ -e "$$u" ] && \
-	    sed 's|@SBINDIR@|$(SBINDIR)|g' $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u); done; true
-	for m in docs/man/*.[158]; do [ -e "$$m" ] && \
-	    install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/; done; true
+	for u in systemd/*.service systemd/*.socket; do [ -e "$$u" ] || continue; \
+	    sed 's|@SBINDIR@|$(SBINDIR)|g' $$u > $(DESTDIR)$(UNITDIR)/$${u##*/} && \
+	    chmod 0644 $(DESTDIR)$(UNITDIR)/$${u##*/} || exit 1; done
+	for m in docs/man/*.[158]; do [ -e "$$m" ] || continue; \
+	    install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/ || exit 1; done
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/harmonicd $(DESTDIR)$(BINDIR)/harmonicctl $(DESTDIR)$(BINDIR)/harmonic-sim
