@@ -37,6 +37,7 @@
 
 #define MAX_LISTEN 16
 #define AGENT_MAX 128
+#define RELAY_BLOCK (8 * 1024) /* MHD's per-response send buffer */
 
 struct listener {
 	struct MHD_Daemon *mhd;
@@ -225,7 +226,7 @@ respond(struct request *req)
 		return ret;
 	case REQUEST_RELAYING:
 	case REQUEST_DRAINING:
-		r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, relay_read, request_ref(req),
+		r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, RELAY_BLOCK, relay_read, request_ref(req),
 		    relay_free);
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
 		    req->up_ctype[0] ? req->up_ctype : "application/json; charset=utf-8");
@@ -496,7 +497,7 @@ start_listener(int fd, const struct config *cfg, char *unix_path)
 	struct listener *l = &listeners[n_listeners];
 	const union MHD_DaemonInfo *info;
 
-	l->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+	l->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
 	    on_access, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned)cfg->idle_timeout, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,

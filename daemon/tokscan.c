@@ -64,6 +64,14 @@ parse_counts(struct tokscan *ts, const char *s, size_t n)
 	return true;
 }
 
+static bool
+ends_with(const char *s, size_t n, const char *tail)
+{
+	size_t t = strlen(tail);
+
+	return n >= t && memcmp(s + n - t, tail, t) == 0;
+}
+
 /* One complete line (without its newline).  Returns 1 if it is a token. */
 static size_t
 scan_line(struct tokscan *ts, const char *s, size_t n)
@@ -86,6 +94,10 @@ scan_line(struct tokscan *ts, const char *s, size_t n)
 	} else if (*s != '{') {
 		return 0; /* SSE comments, "event:" lines, stray text */
 	}
+	/* Fast path: an ordinary token chunk ends with its "not done" marker
+	 * (Ollama NDJSON, or an OpenAI delta), and carries no counts. */
+	if (ends_with(s, n, "\"done\":false}") || ends_with(s, n, "\"finish_reason\":null}]}"))
+		return 1;
 	if (memmem(s, n, "\"eval_count\"", 12) || memmem(s, n, "\"usage\"", 7) ||
 	    memmem(s, n, "\"prompt_eval_count\"", 19) || memmem(s, n, "\"error\"", 7)) {
 		parse_counts(ts, s, n);

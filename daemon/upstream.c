@@ -51,6 +51,32 @@ static CURLM *multi;
 static struct ev_timer curl_timer;
 static int active;
 
+/* Finished easy handles kept for reuse: creating one costs several
+ * allocations per request; connections live in the multi's cache anyway. */
+#define EASY_POOL_MAX 256
+static CURL *easy_pool[EASY_POOL_MAX];
+static int n_easy_pool;
+
+static CURL *
+easy_get(void)
+{
+	if (n_easy_pool > 0) {
+		CURL *e = easy_pool[--n_easy_pool];
+		curl_easy_reset(e);
+		return e;
+	}
+	return curl_easy_init();
+}
+
+static void
+easy_put(CURL *e)
+{
+	if (n_easy_pool < EASY_POOL_MAX)
+		easy_pool[n_easy_pool++] = e;
+	else
+		curl_easy_cleanup(e);
+}
+
 static void check_done(void);
 
 static void
@@ -153,6 +179,8 @@ upstream_shutdown(void)
 	while (!TAILQ_EMPTY(&probes))
 		probe_free(TAILQ_FIRST(&probes));
 	ev_timer_stop(&curl_timer);
+	while (n_easy_pool > 0)
+		curl_easy_cleanup(easy_pool[--n_easy_pool]);
 	if (multi != NULL)
 		curl_multi_cleanup(multi);
 	multi = NULL;
@@ -204,6 +232,7 @@ count_tokens(struct request *req, uint64_t n)
 	stats_rate_add(&req->model->tier->rate, now, n);
 	stats_rate_add(&p->host->rate, now, n);
 	stats_rate_add(&p->rate, now, n);
+	p->streamed_tokens += n;
 }
 
 /* First body byte of a 2xx: the response is now the client's. */
@@ -215,6 +244,16 @@ commit(struct request *req)
 		stats_hist_add(&req->placement->ttft, (double)(req->t_first_byte_us - req->t_dispatch_us) / 1000.0);
 	request_set_state(req, REQUEST_RELAYING);
 	request_wake(req);
+}
+
+static void
+run_wake(void *arg)
+{
+	struct request *req = arg;
+
+	req->wake_scheduled = false;
+	request_wake(req);
+	request_unref(req);
 }
 
 static size_t
@@ -248,7 +287,12 @@ on_data(char *data, size_t size, size_t n, void *ud)
 	}
 	request_buf_append(req, data, len);
 	count_tokens(req, tokscan_feed(&req->scan, data, len));
-	request_wake(req);
+	/* Wake the client once per loop iteration, not once per chunk: chunks
+	 * that arrived together leave in one write. */
+	if (!req->wake_scheduled) {
+		req->wake_scheduled = true;
+		ev_defer(run_wake, request_ref(req));
+	}
 	return len;
 }
 
@@ -279,7 +323,7 @@ upstream_unpause(struct request *req)
 static CURL *
 new_easy(const struct rt_host *h, const char *path, struct curl_slist **headers, double timeout_s)
 {
-	CURL *e = curl_easy_init();
+	CURL *e = easy_get();
 	char url[512];
 
 	if (e == NULL)
@@ -323,7 +367,7 @@ upstream_start(struct request *req)
 	curl_easy_setopt(e, CURLOPT_PRIVATE, req);
 	req->easy = e;
 	if (curl_multi_add_handle(multi, e) != CURLM_OK) {
-		curl_easy_cleanup(e);
+		easy_put(e);
 		curl_slist_free_all(req->up_headers);
 		req->up_headers = NULL;
 		req->easy = NULL;
@@ -337,7 +381,7 @@ static void
 detach(struct request *req)
 {
 	curl_multi_remove_handle(multi, req->easy);
-	curl_easy_cleanup(req->easy);
+	easy_put(req->easy);
 	curl_slist_free_all(req->up_headers);
 	req->up_headers = NULL;
 	req->easy = NULL;
@@ -415,6 +459,7 @@ finish_ok(struct request *req)
 	sched->totals.prompt_tokens += (uint64_t)pe;
 	if (p != NULL) {
 		p->eval_tokens += (uint64_t)ev;
+		p->prompt_tokens += (uint64_t)pe;
 		p->host->eval_tokens += (uint64_t)ev;
 	}
 	req->up_done = true;
@@ -539,7 +584,7 @@ upstream_probe(struct rt_host *h, const char *path, const char *post_body, doubl
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, pr);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)((uintptr_t)pr | PROBE_TAG));
 	if (curl_multi_add_handle(multi, e) != CURLM_OK) {
-		curl_easy_cleanup(e);
+		easy_put(e);
 		curl_slist_free_all(pr->headers);
 		free(pr->path);
 		free(pr->post);
@@ -557,7 +602,7 @@ probe_free(struct probe *pr)
 {
 	TAILQ_REMOVE(&probes, pr, link);
 	curl_multi_remove_handle(multi, pr->easy);
-	curl_easy_cleanup(pr->easy);
+	easy_put(pr->easy);
 	active--;
 	curl_slist_free_all(pr->headers);
 	free(pr->path);

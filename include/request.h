@@ -6,7 +6,8 @@
  *     (http.c: on_completed);
  *   - the relay response: from MHD_create_response_from_callback until its
  *     free callback (http.c);
- *   - a deferred backend unpause while one is scheduled (upstream.c).
+ *   - a deferred backend unpause or relay wake while one is scheduled
+ *     (upstream.c).
  * The tier queue, the curl easy handle, the queue timer and the disconnect
  * watch only point at the request: request_close() detaches all of them
  * synchronously, so they never outlive it.  The last unref frees at the end
@@ -90,6 +91,7 @@ struct request {
 	char up_ctype[128];
 	bool up_paused;
 	bool unpause_scheduled;
+	bool wake_scheduled;            /* relay wake deferred to the end of the iteration */
 	bool up_done;
 	struct tokscan scan;
 	char *errbody;                  /* non-2xx backend body, bounded; owned */

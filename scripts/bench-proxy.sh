@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# The proxy benchmark of issue 4: the same workloads directly against the
+# backend, through harmonicd and through HAProxy (one thread, per-server
+# maxconn equal to harmonicd's slots), in one run, printing ratios.
+#   (a) saturation: a fast backend answering 200-line NDJSON streams,
+#       64 clients (wrk): requests/s and latency p50/p99;
+#   (b) realistic: 256 concurrent streams at ~50 tokens/s each: delivered
+#       tokens/s, added per-token latency p50/p99, harmonicd's CPU time.
+# Usage: scripts/bench-proxy.sh [--seconds N] [--build DIR]
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+secs=8
+build=build
+while [ $# -gt 0 ]; do
+	case $1 in
+	--seconds) secs=$2; shift 2 ;;
+	--build) build=$2; shift 2 ;;
+	*) echo "usage: $0 [--seconds N] [--build DIR]" >&2; exit 64 ;;
+	esac
+done
+"$top/scripts/deps.sh" haproxy wrk
+make -C "$top" --no-print-directory -s all
+B=$top/$build
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
+wait_http() { for _ in $(seq 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done; echo "not ready: $1" >&2; exit 1; }
+
+start_stack() { # $1 = sim speed, $2 = slots
+	SIM=$(port); HD=$(port); HA=$(port)
+	"$B/harmonic-sim" --listen 127.0.0.1:$SIM --profile "$top/scripts/bench/stream-profile.conf" --speed "$1" --log-level error &
+	pids+=($!)
+	cat > "$work/hd.conf" <<CONF
+listen = "127.0.0.1:$HD";
+log_level = "warn";
+hosts = ( { name = "bench"; url = "http://127.0.0.1:$SIM"; memory_gb = 1000.0; num_parallel = 256; } );
+tiers = ( { name = "all"; queue_depth = 100000; } );
+models = ( { name = "bench"; tier = "all"; base_gb = 1.0; kv_gb = 0.1; placements = ( { host = "bench"; parallel = $2; } ); } );
+CONF
+	"$B/harmonicd" -c "$work/hd.conf" &
+	HDPID=$!
+	pids+=($HDPID)
+	cat > "$work/haproxy.cfg" <<CONF
+global
+    nbthread 1
+    maxconn 4000
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 900s
+    timeout server 900s
+    timeout queue 900s
+    option http-keep-alive
+frontend fe
+    bind 127.0.0.1:$HA
+    default_backend be
+backend be
+    server sim 127.0.0.1:$SIM maxconn $2
+CONF
+	haproxy -q -f "$work/haproxy.cfg" &
+	pids+=($!)
+	wait_http "http://127.0.0.1:$SIM/api/version"
+	wait_http "http://127.0.0.1:$HD/healthz"
+	wait_http "http://127.0.0.1:$HA/api/version"
+	sleep 0.5
+}
+
+stop_stack() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+cat > "$work/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"model":"bench","prompt":"hi","options":{"num_predict":200}}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+
+wrk_run() { # $1 = url -> "req/s p50 p99"
+	wrk -t1 -c64 -d"${secs}s" --latency -s "$work/post.lua" "$1/api/generate" > "$work/wrk.out"
+	awk '/Requests\/sec/ {r=$2} $1=="50%" {p50=$2} $1=="99%" {p99=$2} END {print r, p50, p99}' "$work/wrk.out"
+}
+
+echo "== (a) saturation: 200-line NDJSON streams, 64 clients, ${secs}s each (wrk, 1 thread)"
+start_stack 10000 64
+# Three interleaved rounds, medians: this box is shared and noisy.
+for r in 1 2 3; do
+	wrk_run "http://127.0.0.1:$SIM" >> "$work/a.direct"
+	wrk_run "http://127.0.0.1:$HD" >> "$work/a.hd"
+	wrk_run "http://127.0.0.1:$HA" >> "$work/a.ha"
+done
+med() { sort -n -k1,1 "$1" | sed -n 2p; }
+read -r d_rps d_p50 d_p99 < <(med "$work/a.direct")
+read -r h_rps h_p50 h_p99 < <(med "$work/a.hd")
+read -r a_rps a_p50 a_p99 < <(med "$work/a.ha")
+printf '%-10s %10s %10s %10s   (median of 3 rounds)\n' target req/s p50 p99
+printf '%-10s %10s %10s %10s\n' direct "$d_rps" "$d_p50" "$d_p99" harmonicd "$h_rps" "$h_p50" "$h_p99" haproxy "$a_rps" "$a_p50" "$a_p99"
+awk -v h="$h_rps" -v d="$d_rps" -v a="$a_rps" 'BEGIN { printf "harmonicd/direct %.3f   harmonicd/haproxy %.3f   haproxy/direct %.3f\n", h/d, h/a, a/d }'
+stop_stack
+
+echo "== (b) realistic: 256 concurrent streams at ~50 tokens/s, ${secs}s each"
+start_stack 1 256
+load() { node "$top/scripts/bench/stream-load.mjs" "$1/api/generate" 256 "$secs" 250; }
+direct=$(load "http://127.0.0.1:$SIM")
+c0=$(cpu_ticks "$HDPID"); t0=$(date +%s%N)
+through=$(load "http://127.0.0.1:$HD")
+c1=$(cpu_ticks "$HDPID"); t1=$(date +%s%N)
+viaha=$(load "http://127.0.0.1:$HA")
+hz=$(getconf CLK_TCK)
+node -e '
+const [d, h, a, ticks, hz, wall] = process.argv.slice(1);
+const D = JSON.parse(d), H = JSON.parse(h), A = JSON.parse(a);
+const row = (n, x) => console.log(n.padEnd(10), x.tokens_per_s.toFixed(0).padStart(10), x.delay_p50_ms.toFixed(3).padStart(10), x.delay_p99_ms.toFixed(3).padStart(10), String(x.errors).padStart(7));
+console.log("target".padEnd(10), "tokens/s".padStart(10), "delay p50".padStart(10), "delay p99".padStart(10), "errors".padStart(7), "(delay = client receive - backend created_at, ms)");
+row("direct", D); row("harmonicd", H); row("haproxy", A);
+const cpu = Number(ticks) / Number(hz) / Number(wall);
+console.log(`harmonicd/direct tokens/s ${(H.tokens_per_s / D.tokens_per_s).toFixed(3)}   added per-token latency p50 ${(H.delay_p50_ms - D.delay_p50_ms).toFixed(3)} ms, p99 ${(H.delay_p99_ms - D.delay_p99_ms).toFixed(3)} ms   harmonicd CPU ${cpu.toFixed(3)} cores`);
+' "$direct" "$through" "$viaha" "$((c1 - c0))" "$hz" "$(( (t1 - t0) / 1000000 ))e-3"
