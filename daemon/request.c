@@ -226,6 +226,10 @@ account(struct request *req, enum stats_outcome outcome)
 	if (sched == NULL)
 		return;
 	sched->totals.outcome[outcome]++;
+	if (req->placement != NULL)
+		req->placement->outcome[outcome]++;
+	else if (req->model != NULL)
+		req->model->outcome[outcome]++;
 	if (outcome != STATS_COMPLETED)
 		return;
 	if (t != NULL) {

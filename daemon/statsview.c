@@ -1,4 +1,9 @@
-/* statsview: /stats JSON from sched's counters. */
+/*
+ * statsview: /stats JSON (SPEC section 6) from sched's aggregates.  The
+ * cost is a walk over tiers, hosts and placements, i.e. the size of the
+ * configuration; requests are never visited, so polling at 10 Hz under
+ * full load costs the relay nothing measurable.
+ */
 #include "statsview.h"
 
 #include "api.h"
@@ -6,7 +11,6 @@
 #include "ev.h"
 #include "request.h"
 #include "sched.h"
-#include "statsview.h"
 #include "upstream.h"
 
 #include <string.h>
@@ -48,11 +52,13 @@ host_json(const struct rt_host *h, uint64_t now)
 static json_t *
 placement_json(const struct rt_placement *p, uint64_t now)
 {
-	return json_pack("{s:s,s:i,s:s,s:i,s:i,s:i,s:I,s:I,s:o,s:{s:f,s:f}}", "host", p->host->cfg->name,
-	    "parallel", p->slots, "mode", p->cfg->parallel_auto ? "auto" : "fixed", "limit",
+	return json_pack("{s:s,s:i,s:s,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:o,s:{s:f,s:f,s:f}}", "host",
+	    p->host->cfg->name, "parallel", p->slots, "mode", p->cfg->parallel_auto ? "auto" : "fixed", "limit",
 	    sched_placement_limit(p), "in_flight", p->in_flight, "max_in_flight", p->max_in_flight, "completed",
-	    (json_int_t)p->completed, "eval_tokens", (json_int_t)p->eval_tokens, "tokens_per_s", rates(&p->rate, now),
-	    "ttft_ms", "p50", stats_hist_quantile(&p->ttft, 0.50), "p95", stats_hist_quantile(&p->ttft, 0.95));
+	    (json_int_t)p->completed, "failed", (json_int_t)p->outcome[STATS_FAILED], "eval_tokens",
+	    (json_int_t)p->eval_tokens, "prompt_tokens", (json_int_t)p->prompt_tokens, "tokens_per_s",
+	    rates(&p->rate, now), "ttft_ms", "p50", stats_hist_quantile(&p->ttft, 0.50), "p95",
+	    stats_hist_quantile(&p->ttft, 0.95), "p99", stats_hist_quantile(&p->ttft, 0.99));
 }
 
 json_t *
@@ -60,14 +66,21 @@ statsview_json(void)
 {
 	uint64_t now = ev_update_now();
 	const struct stats_totals *t = &sched->totals;
-	json_t *tiers = json_array(), *hosts = json_array(), *models = json_array();
+	json_t *tiers = json_array(), *hosts = json_array(), *models = json_array(), *o;
+	int in_flight = 0, slots = 0, queued = 0, up = 0;
 
 	if (start_us == 0)
 		start_us = now;
-	for (int i = 0; i < sched->n_tiers; i++)
+	for (int i = 0; i < sched->n_tiers; i++) {
 		json_array_append_new(tiers, tier_json(&sched->tiers[i], now));
-	for (int i = 0; i < sched->n_hosts; i++)
+		queued += sched->tiers[i].queued;
+	}
+	for (int i = 0; i < sched->n_hosts; i++) {
 		json_array_append_new(hosts, host_json(&sched->hosts[i], now));
+		in_flight += sched->hosts[i].in_flight;
+		slots += sched->hosts[i].slots;
+		up += sched->hosts[i].up;
+	}
 	for (int i = 0; i < sched->n_models; i++) {
 		const struct rt_model *m = &sched->models[i];
 		json_t *pl = json_array();
@@ -76,13 +89,19 @@ statsview_json(void)
 		json_array_append_new(models, json_pack("{s:s,s:s,s:i,s:o}", "name", m->cfg->name, "tier",
 		    m->tier->cfg->name, "queued", m->queued, "placements", pl));
 	}
-	return json_pack("{s:s,s:f,s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I},s:I,s:i,s:o,s:o,s:o}", "version",
+	o = json_pack("{s:s,s:f,s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I},s:I,s:i,s:o,s:o,s:o}", "version",
 	    HARMONIC_VERSION, "uptime_s", (double)(now - start_us) / 1e6, "tokens_per_s", rates(&sched->rate, now),
 	    "totals", "requests", (json_int_t)t->requests, "completed", (json_int_t)t->outcome[STATS_COMPLETED],
 	    "failed", (json_int_t)t->outcome[STATS_FAILED], "rejected", (json_int_t)t->outcome[STATS_REJECTED],
 	    "cancelled", (json_int_t)t->outcome[STATS_CANCELLED], "prompt_tokens", (json_int_t)t->prompt_tokens,
 	    "eval_tokens", (json_int_t)t->eval_tokens, "live_requests", (json_int_t)request_live_count(),
 	    "backend_transfers", upstream_active(), "tiers", tiers, "hosts", hosts, "models", models);
+	/* Aggregates over hosts, for dashboards that want one number. */
+	json_object_set_new(o, "in_flight", json_integer(in_flight));
+	json_object_set_new(o, "slots", json_integer(slots));
+	json_object_set_new(o, "queued", json_integer(queued));
+	json_object_set_new(o, "hosts_up", json_integer(up));
+	return o;
 }
 
 void

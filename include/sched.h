@@ -52,6 +52,9 @@ struct rt_placement {
 	int busy_cap;
 	uint64_t completed;
 	uint64_t eval_tokens;
+	uint64_t prompt_tokens;
+	uint64_t streamed_tokens;   /* relayed as they stream, failed ones too */
+	uint64_t outcome[STATS_OUTCOME_COUNT]; /* closed after a dispatch here */
 	struct stats_rate rate;
 	struct stats_hist ttft;
 };
@@ -68,6 +71,7 @@ struct rt_model {
 	struct rt_placement *placements;
 	int n_placements;
 	int queued;
+	uint64_t outcome[STATS_OUTCOME_COUNT]; /* closed before any dispatch */
 	TAILQ_HEAD(, agent_queue) agents;   /* non-empty agent queues, RR order */
 };
 
