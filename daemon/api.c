@@ -16,6 +16,7 @@
 #include "ev.h"
 #include "request.h"
 #include "sched.h"
+#include "server.h"
 #include "statsview.h"
 #include "xmalloc.h"
 
@@ -32,30 +33,32 @@ static void local_readyz(const char *url, struct local_answer *out);
 
 /* The static route table.  Order matters only for prefix routes. */
 static const struct route routes[] = {
-	{"/", false, "GET HEAD", ROUTE_LOCAL, API_OLLAMA, false, false, local_root},
-	{"/api/version", false, "GET HEAD", ROUTE_LOCAL, API_OLLAMA, false, false, local_version},
-	{"/api/tags", false, "GET HEAD", ROUTE_LOCAL, API_OLLAMA, false, false, local_tags},
-	{"/api/ps", false, "GET HEAD", ROUTE_LOCAL, API_OLLAMA, false, false, local_ps},
-	{"/api/generate", false, "POST", ROUTE_FORWARD, API_OLLAMA, true, true, NULL},
-	{"/api/chat", false, "POST", ROUTE_FORWARD, API_OLLAMA, true, true, NULL},
-	{"/api/embed", false, "POST", ROUTE_FORWARD, API_OLLAMA, false, false, NULL},
-	{"/api/embeddings", false, "POST", ROUTE_FORWARD, API_OLLAMA, false, false, NULL},
-	{"/api/show", false, "POST", ROUTE_SHOW, API_OLLAMA, false, false, NULL},
-	{"/api/pull", false, "POST", ROUTE_UNSUPPORTED, API_OLLAMA, false, false, NULL},
-	{"/api/push", false, "POST", ROUTE_UNSUPPORTED, API_OLLAMA, false, false, NULL},
-	{"/api/create", false, "POST", ROUTE_UNSUPPORTED, API_OLLAMA, false, false, NULL},
-	{"/api/copy", false, "POST", ROUTE_UNSUPPORTED, API_OLLAMA, false, false, NULL},
-	{"/api/delete", false, "DELETE", ROUTE_UNSUPPORTED, API_OLLAMA, false, false, NULL},
-	{"/v1/chat/completions", false, "POST", ROUTE_FORWARD, API_OPENAI, false, true, NULL},
-	{"/v1/completions", false, "POST", ROUTE_FORWARD, API_OPENAI, false, true, NULL},
-	{"/v1/embeddings", false, "POST", ROUTE_FORWARD, API_OPENAI, false, false, NULL},
-	{"/v1/models", false, "GET", ROUTE_LOCAL, API_OPENAI, false, false, local_v1_models},
-	{"/v1/models/", true, "GET", ROUTE_LOCAL, API_OPENAI, false, false, local_v1_model},
-	{"/healthz", false, "GET HEAD", ROUTE_LOCAL, API_HARMONIC, false, false, local_healthz},
-	{"/readyz", false, "GET HEAD", ROUTE_LOCAL, API_HARMONIC, false, false, local_readyz},
-	{"/stats", false, "GET", ROUTE_LOCAL, API_HARMONIC, false, false, statsview_answer},
-	{"/metrics", false, "GET", ROUTE_LOCAL, API_HARMONIC, false, false, metrics_answer},
-	{"/dashboard", false, "GET", ROUTE_LOCAL, API_HARMONIC, false, false, dashboard_answer},
+	{"/", false, "GET HEAD", ROUTE_LOCAL, API_OLLAMA, false, false, local_root, AUTH_NONE},
+	{"/api/version", false, "GET HEAD", ROUTE_LOCAL, API_OLLAMA, false, false, local_version, AUTH_AGENT},
+	{"/api/tags", false, "GET HEAD", ROUTE_LOCAL, API_OLLAMA, false, false, local_tags, AUTH_AGENT},
+	{"/api/ps", false, "GET HEAD", ROUTE_LOCAL, API_OLLAMA, false, false, local_ps, AUTH_AGENT},
+	{"/api/generate", false, "POST", ROUTE_FORWARD, API_OLLAMA, true, true, NULL, AUTH_AGENT},
+	{"/api/chat", false, "POST", ROUTE_FORWARD, API_OLLAMA, true, true, NULL, AUTH_AGENT},
+	{"/api/embed", false, "POST", ROUTE_FORWARD, API_OLLAMA, false, false, NULL, AUTH_AGENT},
+	{"/api/embeddings", false, "POST", ROUTE_FORWARD, API_OLLAMA, false, false, NULL, AUTH_AGENT},
+	{"/api/show", false, "POST", ROUTE_SHOW, API_OLLAMA, false, false, NULL, AUTH_AGENT},
+	{"/api/pull", false, "POST", ROUTE_UNSUPPORTED, API_OLLAMA, false, false, NULL, AUTH_AGENT},
+	{"/api/push", false, "POST", ROUTE_UNSUPPORTED, API_OLLAMA, false, false, NULL, AUTH_AGENT},
+	{"/api/create", false, "POST", ROUTE_UNSUPPORTED, API_OLLAMA, false, false, NULL, AUTH_AGENT},
+	{"/api/copy", false, "POST", ROUTE_UNSUPPORTED, API_OLLAMA, false, false, NULL, AUTH_AGENT},
+	{"/api/delete", false, "DELETE", ROUTE_UNSUPPORTED, API_OLLAMA, false, false, NULL, AUTH_AGENT},
+	{"/v1/chat/completions", false, "POST", ROUTE_FORWARD, API_OPENAI, false, true, NULL, AUTH_AGENT},
+	{"/v1/completions", false, "POST", ROUTE_FORWARD, API_OPENAI, false, true, NULL, AUTH_AGENT},
+	{"/v1/embeddings", false, "POST", ROUTE_FORWARD, API_OPENAI, false, false, NULL, AUTH_AGENT},
+	{"/v1/models", false, "GET", ROUTE_LOCAL, API_OPENAI, false, false, local_v1_models, AUTH_AGENT},
+	{"/v1/models/", true, "GET", ROUTE_LOCAL, API_OPENAI, false, false, local_v1_model, AUTH_AGENT},
+	{"/healthz", false, "GET HEAD", ROUTE_LOCAL, API_HARMONIC, false, false, local_healthz, AUTH_NONE},
+	{"/readyz", false, "GET HEAD", ROUTE_LOCAL, API_HARMONIC, false, false, local_readyz, AUTH_NONE},
+	{"/stats", false, "GET", ROUTE_LOCAL, API_HARMONIC, false, false, statsview_answer, AUTH_NONE},
+	{"/metrics", false, "GET", ROUTE_LOCAL, API_HARMONIC, false, false, metrics_answer, AUTH_NONE},
+	{"/dashboard", false, "GET", ROUTE_LOCAL, API_HARMONIC, false, false, dashboard_answer, AUTH_NONE},
+	{"/admin/reload", false, "POST", ROUTE_LOCAL, API_HARMONIC, false, false, server_admin_reload, AUTH_ADMIN},
+	{"/admin/drain", false, "POST", ROUTE_LOCAL, API_HARMONIC, false, false, server_admin_drain, AUTH_ADMIN},
 };
 
 const struct route *
@@ -411,6 +414,10 @@ local_readyz(const char *url, struct local_answer *out)
 
 	for (int i = 0; i < sched->n_hosts; i++)
 		up += sched->hosts[i].up;
+	if (server_draining()) {
+		answer_json(out, 503, json_pack("{s:s}", "status", "draining"));
+		return;
+	}
 	if (up == 0) {
 		answer_json(out, 503, json_pack("{s:s,s:i}", "status", "no host up", "hosts_up", 0));
 		out->retry_after = 1;

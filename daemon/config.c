@@ -854,6 +854,46 @@ check_budget(struct ctx *c, struct config *cfg)
 	}
 }
 
+/* ---- key files ---- */
+
+#define KEY_MAX 512
+
+/* One key per line; blank lines and lines starting with '#' are skipped,
+ * surrounding white space trimmed.  The file is read at every (re)load. */
+static void
+read_keys(struct ctx *c, const config_t *lc, const char *setting, const char *file, char ***keys, int *n)
+{
+	const config_setting_t *s = config_lookup(lc, setting);
+	char line[KEY_MAX + 2];
+	FILE *f;
+
+	if (file == NULL)
+		return;
+	if ((f = fopen(file, "r")) == NULL) {
+		report(c, DIAG_ERROR, s, 0, setting, "cannot read \"%s\": %s", file, strerror(errno));
+		return;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *p = line, *e;
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			report(c, DIAG_ERROR, s, 0, setting, "a key in \"%s\" is longer than %d bytes", file, KEY_MAX);
+			break;
+		}
+		while (isspace((unsigned char)*p))
+			p++;
+		e = p + strlen(p);
+		while (e > p && isspace((unsigned char)e[-1]))
+			*--e = '\0';
+		if (*p == '\0' || *p == '#')
+			continue;
+		*keys = xreallocarray(*keys, (size_t)*n + 1, sizeof(char *));
+		(*keys)[(*n)++] = xstrdup(p);
+	}
+	fclose(f);
+	if (*n == 0)
+		report(c, DIAG_ERROR, s, 0, setting, "\"%s\" holds no key", file);
+}
+
 /* ---- entry points ---- */
 
 /* read_errno: errno right after a failed config_read_file, or 0. */
@@ -889,6 +929,8 @@ load(config_t *lc, const char *name, bool ok_parse, int read_errno, struct confi
 	read_models(&c, cfg, root);
 	if (diags->errors == 0)
 		check_budget(&c, cfg);
+	read_keys(&c, lc, "api_keys_file", cfg->api_keys_file, &cfg->api_keys, &cfg->n_api_keys);
+	read_keys(&c, lc, "admin_keys_file", cfg->admin_keys_file, &cfg->admin_keys, &cfg->n_admin_keys);
 	if (diags->errors > 0) {
 		config_unref(cfg);
 		return NULL;
@@ -979,6 +1021,12 @@ config_unref(struct config *cfg)
 	free(cfg->models);
 	free(cfg->api_keys_file);
 	free(cfg->admin_keys_file);
+	for (int i = 0; i < cfg->n_api_keys; i++)
+		free(cfg->api_keys[i]);
+	free(cfg->api_keys);
+	for (int i = 0; i < cfg->n_admin_keys; i++)
+		free(cfg->admin_keys[i]);
+	free(cfg->admin_keys);
 	free(cfg->file);
 	free(cfg);
 }

@@ -56,7 +56,7 @@ on_warm(struct rt_host *h, const char *path, long status, const char *body, size
 {
 	if (sched != NULL)
 		sched_unclaim(arg);
-	if (status != 200)
+	if (status != 200 && status >= 0)
 		log_warnx("host %s: warm-up failed (HTTP %ld): %.*s", h->cfg->name, status, (int)(len > 200 ? 200 : len),
 		    body);
 }
@@ -97,7 +97,7 @@ on_version(struct rt_host *h, const char *path, long status, const char *body, s
 {
 	struct host_state *st;
 
-	if (sched == NULL || h->index >= n_states)
+	if (sched == NULL || h->index >= n_states || status < 0)
 		return;
 	st = &states[h->index];
 	st->probing = false;

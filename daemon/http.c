@@ -27,11 +27,13 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "auth.h"
 #include "config.h"
 #include "ev.h"
 #include "log.h"
 #include "request.h"
 #include "sched.h"
+#include "server.h"
 #include "upstream.h"
 #include "xmalloc.h"
 
@@ -156,6 +158,25 @@ queue_error(struct MHD_Connection *c, const struct route *r, int status, const c
 
 	json_decref(o);
 	return queue_buffer(c, status, "application/json; charset=utf-8", s, strlen(s), 0);
+}
+
+static enum MHD_Result
+queue_unauthorized(struct MHD_Connection *c, const struct route *r)
+{
+	json_t *o = route_is_openai(r)
+	    ? json_pack("{s:{s:s,s:s,s:n,s:n}}", "error", "message", "missing or wrong API key", "type",
+	          "authentication_error", "param", "code")
+	    : json_pack("{s:s}", "error", "missing or wrong API key");
+	char *s = json_dumps(o, JSON_COMPACT);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+	enum MHD_Result ret;
+
+	json_decref(o);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	ret = MHD_queue_response(c, 401, resp);
+	MHD_destroy_response(resp);
+	return ret;
 }
 
 static void
@@ -352,6 +373,15 @@ first_call(struct MHD_Connection *c, const char *url, const char *method, void *
 		return queue_text(c, 404, "404 page not found");
 	if (!route_allows(r, method))
 		return queue_text(c, 405, "405 method not allowed");
+	if (r->auth != AUTH_NONE) {
+		const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+		bool admin = r->auth == AUTH_ADMIN;
+		if (admin && current_cfg->n_admin_keys == 0)
+			return queue_error(c, r, 403, "admin endpoints are disabled: set admin_keys_file");
+		if (!auth_bearer_ok(admin ? current_cfg->admin_keys : current_cfg->api_keys,
+		        admin ? current_cfg->n_admin_keys : current_cfg->n_api_keys, h))
+			return queue_unauthorized(c, r);
+	}
 	if (r->kind == ROUTE_LOCAL) {
 		struct local_answer a = {0};
 		r->local(url, &a);
@@ -370,6 +400,8 @@ first_call(struct MHD_Connection *c, const char *url, const char *method, void *
 		free(msg);
 		return ret;
 	}
+	if (server_draining())
+		return queue_error(c, r, 503, "harmonicd is shutting down");
 	req = request_new(c, r, current_cfg);
 	req->unqueued = r->kind == ROUTE_SHOW;
 	v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Harmonic-Agent");

@@ -288,3 +288,12 @@ request_close_all(const char *why)
 	TAILQ_FOREACH_SAFE(req, &all_requests, all, next)
 		request_client_gone(req, why);
 }
+
+void
+request_foreach(void (*fn)(struct request *req, void *arg), void *arg)
+{
+	struct request *req, *next;
+
+	TAILQ_FOREACH_SAFE(req, &all_requests, all, next)
+		fn(req, arg);
+}

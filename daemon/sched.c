@@ -22,8 +22,8 @@
 struct sched *sched;
 static struct ev_timer busy_timer; /* re-dispatch when a busy back-off ends */
 
-void
-sched_init(struct config *cfg)
+static struct sched *
+build(struct config *cfg)
 {
 	struct sched *s = xcalloc(1, sizeof(*s));
 
@@ -65,18 +65,19 @@ sched_init(struct config *cfg)
 			p->host->tier_placed[m->cfg->tier] = true;
 		}
 	}
-	ev_timer_init(&busy_timer, (ev_timer_cb)sched_dispatch, NULL);
-	sched = s;
+	return s;
 }
 
 void
-sched_shutdown(void)
+sched_init(struct config *cfg)
 {
-	struct sched *s = sched;
+	ev_timer_init(&busy_timer, (ev_timer_cb)sched_dispatch, NULL);
+	sched = build(cfg);
+}
 
-	if (s == NULL)
-		return;
-	ev_timer_stop(&busy_timer);
+static void
+free_sched(struct sched *s)
+{
 	for (int i = 0; i < s->n_models; i++) {
 		assert(TAILQ_EMPTY(&s->models[i].agents));
 		free(s->models[i].placements);
@@ -95,7 +96,180 @@ sched_shutdown(void)
 	free(s->hosts);
 	config_unref(s->cfg);
 	free(s);
+}
+
+void
+sched_shutdown(void)
+{
+	if (sched == NULL)
+		return;
+	ev_timer_stop(&busy_timer);
+	free_sched(sched);
 	sched = NULL;
+}
+
+/* ---- reload ---- */
+
+static struct rt_host *
+host_named(struct sched *s, const char *name)
+{
+	for (int i = 0; i < s->n_hosts; i++)
+		if (strcmp(s->hosts[i].cfg->name, name) == 0)
+			return &s->hosts[i];
+	return NULL;
+}
+
+static struct rt_tier *
+tier_named(struct sched *s, const char *name)
+{
+	for (int i = 0; i < s->n_tiers; i++)
+		if (strcmp(s->tiers[i].cfg->name, name) == 0)
+			return &s->tiers[i];
+	return NULL;
+}
+
+static struct rt_model *
+model_keyed(struct sched *s, const char *key)
+{
+	for (int i = 0; i < s->n_models; i++)
+		if (strcmp(s->models[i].cfg->key, key) == 0)
+			return &s->models[i];
+	return NULL;
+}
+
+static struct rt_placement *
+placement_on(struct rt_model *m, const char *host)
+{
+	for (int k = 0; m != NULL && k < m->n_placements; k++)
+		if (strcmp(m->placements[k].host->cfg->name, host) == 0)
+			return &m->placements[k];
+	return NULL;
+}
+
+/* Carry counters and health from the old runtime to the new one, entity by
+ * entity (matched by name).  Whole-struct copies keep every statistic,
+ * then the fields that belong to the new configuration are put back.
+ * In-flight counts are not copied: they are recounted from the requests. */
+static void
+carry_over(struct sched *n, struct sched *o)
+{
+	n->totals = o->totals;
+	n->rate = o->rate;
+	n->vtime = o->vtime;
+	for (int i = 0; i < n->n_hosts; i++) {
+		struct rt_host *nh = &n->hosts[i], *oh = host_named(o, nh->cfg->name), keep = *nh;
+		if (oh == NULL)
+			continue;
+		*nh = *oh;
+		nh->cfg = keep.cfg;
+		nh->index = keep.index;
+		nh->slots = keep.slots;
+		nh->tier_in_flight = keep.tier_in_flight;
+		nh->tier_placed = keep.tier_placed;
+		nh->in_flight = 0;
+		oh->loaded = NULL; /* moved */
+		oh->n_loaded = 0;
+	}
+	for (int i = 0; i < n->n_tiers; i++) {
+		struct rt_tier *nt = &n->tiers[i], *ot = tier_named(o, nt->cfg->name), keep = *nt;
+		if (ot == NULL)
+			continue;
+		*nt = *ot;
+		nt->cfg = keep.cfg;
+		nt->index = keep.index;
+		nt->models = keep.models;
+		nt->n_models = keep.n_models;
+		nt->queued = 0;
+		nt->in_flight = 0;
+	}
+	for (int i = 0; i < n->n_models; i++) {
+		struct rt_model *nm = &n->models[i], *om = model_keyed(o, nm->cfg->key);
+		if (om == NULL)
+			continue;
+		memcpy(nm->outcome, om->outcome, sizeof(nm->outcome));
+		for (int k = 0; k < nm->n_placements; k++) {
+			struct rt_placement *np = &nm->placements[k], keep = *np;
+			struct rt_placement *op = placement_on(om, np->host->cfg->name);
+			if (op == NULL)
+				continue;
+			*np = *op;
+			np->cfg = keep.cfg;
+			np->model = keep.model;
+			np->host = keep.host;
+			np->slots = keep.slots;
+			np->in_flight = 0;
+		}
+	}
+}
+
+struct moved {
+	struct sched *old, *new;
+	struct request **requeue;
+	int n_requeue;
+};
+
+/* Point one live request at the new runtime; queued ones are taken out of
+ * the old queues and remembered for re-queueing in arrival order. */
+static void
+move_request(struct request *req, void *arg)
+{
+	struct moved *mv = arg;
+	struct rt_model *nm;
+	struct rt_placement *np = NULL;
+
+	if (req->model == NULL)
+		return;
+	if (req->aq != NULL) {
+		sched_dequeue(req);
+		mv->requeue[mv->n_requeue++] = req;
+	}
+	nm = model_keyed(mv->new, req->model->cfg->key);
+	if (req->placement != NULL)
+		np = placement_on(nm, req->placement->host->cfg->name);
+	if (req->excluded != NULL)
+		req->excluded = placement_on(nm, req->excluded->host->cfg->name);
+	if (req->holds_slot) {
+		if (np != NULL) {
+			np->in_flight++;
+			np->host->in_flight++;
+			np->host->tier_in_flight[nm->tier->index]++;
+			nm->tier->in_flight++;
+		} else {
+			/* Its placement is gone: it finishes outside the new budget. */
+			req->holds_slot = false;
+		}
+	}
+	req->model = nm;
+	req->placement = np;
+}
+
+int
+sched_reload(struct config *cfg)
+{
+	struct moved mv = {sched, build(cfg), NULL, 0};
+	int live = (int)request_live_count();
+
+	mv.requeue = xcalloc((size_t)live + 1, sizeof(*mv.requeue));
+	carry_over(mv.new, mv.old);
+	request_foreach(move_request, &mv); /* sched is still the old one here */
+	sched = mv.new;
+	for (int i = 0; i < mv.n_requeue; i++) {
+		struct request *req = mv.requeue[i];
+		if (req->model == NULL) {
+			char *msg = xasprintf("model removed by a configuration reload");
+			request_close(req, STATS_REJECTED, "model removed by reload");
+			request_reply_error(req, 404, msg);
+			free(msg);
+		} else if (sched_enqueue(req, false) < 0) {
+			request_close(req, STATS_REJECTED, "tier queue full after reload");
+			request_reply_busy(req, "server busy, please try again.  maximum pending requests exceeded",
+			    sched_retry_after(req->model->tier));
+		}
+	}
+	free(mv.requeue);
+	free_sched(mv.old);
+	sched_dispatch();
+	return 0;
 }
 
 struct rt_model *

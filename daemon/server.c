@@ -2,28 +2,153 @@
  * server: wires the modules together and owns the process lifecycle.
  * Init in dependency order, shutdown in reverse; signals arrive through a
  * signalfd in the event loop, so no handler ever runs asynchronously.
+ *
+ * States: starting (listening, probing hosts) -> ready (READY=1) ->
+ * draining (STOPPING=1, no new work, streams finishing) -> stopped.
+ * A reload (SIGHUP, POST /admin/reload) is an instant swap inside "ready".
  */
 #include "server.h"
 
+#include <jansson.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "config.h"
 #include "ev.h"
 #include "health.h"
 #include "http.h"
 #include "log.h"
+#include "notify.h"
 #include "request.h"
 #include "sched.h"
 #include "statsview.h"
 #include "upstream.h"
+#include "xmalloc.h"
 
-static struct ev_io sig_io;
+#define TICK_US 50000u /* readiness and drain checks */
+
+static struct {
+	const char *file;
+	bool debug;
+	bool ready;
+	bool draining;
+	uint64_t start_us;
+	uint64_t drain_deadline_us;
+	struct ev_io sig_io;
+	struct ev_timer tick;
+	struct reload_status reload;
+} srv;
+
+static double
+uptime_s(void)
+{
+	return (double)(ev_update_now() - srv.start_us) / 1e6;
+}
+
+const struct reload_status *
+server_reload_status(void)
+{
+	return &srv.reload;
+}
+
+bool
+server_draining(void)
+{
+	return srv.draining;
+}
+
+int
+server_reload(void)
+{
+	struct config_diags diags = {0};
+	struct config *cfg;
+
+	log_info("reloading %s", srv.file);
+	notify_reloading();
+	cfg = config_load(srv.file, &diags);
+	for (int i = 0; i < diags.n; i++)
+		(diags.v[i].severity == DIAG_ERROR ? log_errx : log_warnx)("%s", diags.v[i].text);
+	if (cfg == NULL) {
+		srv.reload.failures++;
+		srv.reload.last_failure_s = uptime_s();
+		snprintf(srv.reload.last_error, sizeof(srv.reload.last_error), "%s",
+		    diags.n > 0 ? diags.v[0].text : "invalid configuration");
+		log_errx("reload rejected (%d error%s); still serving the previous configuration", diags.errors,
+		    diags.errors == 1 ? "" : "s");
+		config_diags_free(&diags);
+		notify_ready();
+		return -1;
+	}
+	config_diags_free(&diags);
+	/* Probes point at the old runtime: cancel them before it goes. */
+	upstream_cancel_probes();
+	health_shutdown();
+	sched_reload(cfg);
+	http_set_config(cfg);
+	if (!srv.debug)
+		log_set_level((enum log_level)cfg->log_level);
+	health_init();
+	config_unref(cfg); /* sched and http hold their own references */
+	srv.reload.reloads++;
+	srv.reload.last_ok_s = uptime_s();
+	log_info("configuration reloaded: %d models on %d hosts", sched->n_models, sched->n_hosts);
+	notify_ready();
+	return 0;
+}
+
+static void
+reject_queued(struct request *req, void *arg)
+{
+	if (req->aq == NULL)
+		return;
+	request_close(req, STATS_REJECTED, "draining");
+	request_reply_busy(req, "harmonicd is shutting down", 1);
+}
+
+void
+server_drain(const char *why)
+{
+	if (srv.draining)
+		return;
+	srv.draining = true;
+	log_info("%s: draining (up to %.0f s for %llu requests)", why, sched->cfg->shutdown_grace,
+	    (unsigned long long)request_live_count());
+	notify_stopping();
+	http_quiesce();
+	request_foreach(reject_queued, NULL);
+	srv.drain_deadline_us = ev_update_now() + (uint64_t)(sched->cfg->shutdown_grace * 1e6);
+}
+
+static void
+on_tick(void *arg)
+{
+	if (!srv.ready && !srv.draining && health_first_round_done()) {
+		srv.ready = true;
+		log_info("ready");
+		notify_ready();
+	}
+	if (srv.draining) {
+		if (request_live_count() == 0) {
+			log_info("drained");
+			ev_break();
+			return;
+		}
+		if (ev_now_us() >= srv.drain_deadline_us) {
+			log_warnx("shutdown_grace passed with %llu requests open; closing them",
+			    (unsigned long long)request_live_count());
+			ev_break();
+			return;
+		}
+	}
+	ev_timer_start(&srv.tick, TICK_US);
+}
 
 static void
 on_signal(int fd, uint32_t events, void *arg)
@@ -34,16 +159,55 @@ on_signal(int fd, uint32_t events, void *arg)
 		switch (si.ssi_signo) {
 		case SIGTERM:
 		case SIGINT:
-			log_info("signal %d: shutting down", (int)si.ssi_signo);
-			ev_break();
+			if (srv.draining) {
+				log_info("second signal: stopping now");
+				ev_break();
+			} else {
+				server_drain(si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+			}
 			break;
 		case SIGHUP:
-			log_info("SIGHUP: reload is not supported yet; keeping the running configuration");
+			if (!srv.draining)
+				server_reload();
 			break;
 		default:
 			break;
 		}
 	}
+}
+
+/* ---- admin endpoints ---- */
+
+static void
+answer(struct local_answer *out, int status, json_t *o)
+{
+	out->status = status;
+	out->ctype = "application/json; charset=utf-8";
+	out->body = json_dumps(o, JSON_COMPACT);
+	out->len = strlen(out->body);
+	json_decref(o);
+}
+
+void
+server_admin_reload(const char *url, struct local_answer *out)
+{
+	if (srv.draining) {
+		answer(out, 503, json_pack("{s:s}", "error", "harmonicd is shutting down"));
+		return;
+	}
+	if (server_reload() == 0)
+		answer(out, 200, json_pack("{s:s,s:I}", "status", "reloaded", "reloads", (json_int_t)srv.reload.reloads));
+	else
+		answer(out, 422, json_pack("{s:s,s:s}", "error", "configuration rejected; previous one kept", "detail",
+		    srv.reload.last_error));
+}
+
+void
+server_admin_drain(const char *url, struct local_answer *out)
+{
+	answer(out, 202, json_pack("{s:s,s:I}", "status", "draining", "open_requests",
+	    (json_int_t)request_live_count()));
+	server_drain("POST /admin/drain");
 }
 
 /* Many idle clients each hold an fd: raise the soft limit to the hard one. */
@@ -57,6 +221,8 @@ raise_fd_limit(void)
 		if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
 			log_info("open file limit raised to %llu", (unsigned long long)rl.rlim_cur);
 	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		log_info("open file limit: %llu", (unsigned long long)rl.rlim_cur);
 }
 
 int
@@ -74,6 +240,9 @@ server_run(const char *file, bool debug)
 		log_errx("%s: configuration is not valid; not starting", file);
 		return CONFIG_EXIT_ERROR;
 	}
+	srv.file = file;
+	srv.debug = debug;
+	srv.reload.last_ok_s = srv.reload.last_failure_s = -1;
 	if (!debug)
 		log_set_level((enum log_level)cfg->log_level);
 	signal(SIGPIPE, SIG_IGN);
@@ -88,9 +257,10 @@ server_run(const char *file, bool debug)
 		config_unref(cfg);
 		return 1;
 	}
-	sig_io.fd = sfd;
-	sig_io.cb = on_signal;
-	ev_io_add(&sig_io, EPOLLIN);
+	srv.start_us = ev_now_us();
+	srv.sig_io.fd = sfd;
+	srv.sig_io.cb = on_signal;
+	ev_io_add(&srv.sig_io, EPOLLIN);
 	if (upstream_init(cfg->max_connections) < 0) {
 		log_errx("curl initialisation failed");
 		rc = 1;
@@ -101,11 +271,18 @@ server_run(const char *file, bool debug)
 		rc = 1;
 		goto out_sched;
 	}
+	notify_init();
 	health_init();
 	statsview_start();
+	ev_timer_init(&srv.tick, on_tick, NULL);
+	ev_timer_start(&srv.tick, 0);
 	log_info("harmonicd %s serving %d models on %d hosts", HARMONIC_VERSION, cfg->n_models, cfg->n_hosts);
 	if (ev_run() < 0)
 		rc = 1;
+	if (!srv.draining)
+		notify_stopping();
+	ev_timer_stop(&srv.tick);
+	notify_shutdown();
 	health_shutdown();
 out_sched:
 	http_shutdown();

@@ -11,6 +11,7 @@
 #include "ev.h"
 #include "request.h"
 #include "sched.h"
+#include "server.h"
 #include "upstream.h"
 
 #include <string.h>
@@ -61,6 +62,19 @@ placement_json(const struct rt_placement *p, uint64_t now)
 	    stats_hist_quantile(&p->ttft, 0.95), "p99", stats_hist_quantile(&p->ttft, 0.99));
 }
 
+/* Reloads done and refused; a refused one keeps the old config running. */
+static json_t *
+reload_json(void)
+{
+	const struct reload_status *r = server_reload_status();
+	json_t *o = json_pack("{s:I,s:I}", "reloads", (json_int_t)r->reloads, "failures", (json_int_t)r->failures);
+
+	json_object_set_new(o, "last_ok_s", r->last_ok_s < 0 ? json_null() : json_real(r->last_ok_s));
+	json_object_set_new(o, "last_failure_s", r->last_failure_s < 0 ? json_null() : json_real(r->last_failure_s));
+	json_object_set_new(o, "last_error", r->failures ? json_string(r->last_error) : json_null());
+	return o;
+}
+
 json_t *
 statsview_json(void)
 {
@@ -101,6 +115,8 @@ statsview_json(void)
 	json_object_set_new(o, "slots", json_integer(slots));
 	json_object_set_new(o, "queued", json_integer(queued));
 	json_object_set_new(o, "hosts_up", json_integer(up));
+	json_object_set_new(o, "reload", reload_json());
+	json_object_set_new(o, "draining", json_boolean(server_draining()));
 	return o;
 }
 

@@ -418,7 +418,16 @@ fail_before_first_byte(struct request *req, const char *why)
 	struct rt_placement *p = req->placement;
 	char *msg;
 
-	sched_release(req);
+	if (req->holds_slot)
+		sched_release(req);
+	if (p == NULL || req->unqueued) {
+		/* No retry: /api/show, or a placement removed by a reload. */
+		msg = xasprintf("backend failed before the first byte: %s", why);
+		request_close(req, STATS_FAILED, why);
+		request_reply_error(req, 502, msg);
+		free(msg);
+		return;
+	}
 	if (req->retries == 0 && req->model->n_placements > 1) {
 		for (int k = 0; k < req->model->n_placements; k++) {
 			struct rt_placement *o = &req->model->placements[k];
@@ -502,7 +511,7 @@ transfer_done(struct request *req, CURLcode rc)
 	detach(req);
 	if (rc != CURLE_OK) {
 		const char *why = curl_easy_strerror(rc);
-		if (rc == CURLE_COULDNT_CONNECT)
+		if (rc == CURLE_COULDNT_CONNECT && req->placement != NULL)
 			health_suspect(req->placement->host);
 		if (req->state == REQUEST_WAITING)
 			fail_before_first_byte(req, why);
@@ -515,7 +524,7 @@ transfer_done(struct request *req, CURLcode rc)
 		finish_ok(req);
 		return;
 	}
-	if (status == 503) {
+	if (status == 503 && req->holds_slot && !req->unqueued) {
 		/* Capacity signal: back to the head of the queue, shrink the slots. */
 		sched_placement_busy(req->placement);
 		sched_release(req);
@@ -620,6 +629,17 @@ probe_done(CURL *e, struct probe *pr, CURLcode rc)
 		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
 	pr->cb(pr->host, pr->path, status, pr->body ? pr->body : "", pr->len, pr->arg);
 	probe_free(pr);
+}
+
+void
+upstream_cancel_probes(void)
+{
+	/* Callbacks see status -1: "cancelled", neither success nor failure. */
+	while (!TAILQ_EMPTY(&probes)) {
+		struct probe *pr = TAILQ_FIRST(&probes);
+		pr->cb(pr->host, pr->path, -1, "", 0, pr->arg);
+		probe_free(pr);
+	}
 }
 
 static void

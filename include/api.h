@@ -22,6 +22,12 @@ enum route_kind {
 
 enum route_api { API_OLLAMA, API_OPENAI, API_HARMONIC };
 
+enum route_auth {
+	AUTH_NONE,      /* open: liveness, readiness, statistics */
+	AUTH_AGENT,     /* api_keys_file, when set */
+	AUTH_ADMIN,     /* admin_keys_file; refused when unset */
+};
+
 struct local_answer {
 	int status;
 	const char *ctype;
@@ -39,6 +45,7 @@ struct route {
 	bool stream_default;    /* /api/generate, /api/chat: true */
 	bool streams;           /* can stream at all */
 	void (*local)(const char *url, struct local_answer *out);
+	enum route_auth auth;
 };
 
 /* The route for url, or NULL (404). */

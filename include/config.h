@@ -80,6 +80,10 @@ struct config {
 	double shutdown_grace; /* s */
 	char *api_keys_file;   /* NULL = agent endpoints open */
 	char *admin_keys_file; /* NULL = admin endpoints refused */
+	char **api_keys;       /* read from api_keys_file at load; owned */
+	int n_api_keys;
+	char **admin_keys;     /* read from admin_keys_file at load; owned */
+	int n_admin_keys;
 	int log_level;         /* enum log_level */
 	struct cfg_host *hosts;
 	int n_hosts;

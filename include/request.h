@@ -142,6 +142,8 @@ void request_close(struct request *req, enum stats_outcome outcome, const char *
 void request_client_gone(struct request *req, const char *how);
 /* Number of requests alive (for leak checks and /stats). */
 uint64_t request_live_count(void);
+/* Call fn for every live request, oldest first (reload; not a hot path). */
+void request_foreach(void (*fn)(struct request *req, void *arg), void *arg);
 /* request_client_gone() for every live request (shutdown). */
 void request_close_all(const char *why);
 

@@ -111,6 +111,15 @@ extern struct sched *sched;
 void sched_init(struct config *cfg);
 void sched_shutdown(void);
 
+/*
+ * Swap in the runtime for cfg (takes a reference), carrying counters and
+ * host health over by name.  Requests in flight keep running and keep
+ * their slot under the new budget when their placement still exists;
+ * queued requests move to the new queues, or get an error if their model
+ * is gone.  Returns 0.
+ */
+int sched_reload(struct config *cfg);
+
 struct rt_model *sched_find_model(const char *name);
 /* Any placement of m on a host that is up. */
 bool sched_model_available(const struct rt_model *m);

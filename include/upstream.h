@@ -30,6 +30,8 @@ typedef void (*upstream_probe_cb)(struct rt_host *h, const char *path, long stat
     const char *body, size_t len, void *arg);
 int upstream_probe(struct rt_host *h, const char *path, const char *post_body,
     double timeout_s, upstream_probe_cb cb, void *arg);
+/* Abort every probe; their callbacks run with status -1 (reload). */
+void upstream_cancel_probes(void);
 /* Transfers currently running (requests and probes). */
 int upstream_active(void);
 
