@@ -867,10 +867,17 @@ read_keys(struct ctx *c, const config_t *lc, const char *setting, const char *fi
 	char line[KEY_MAX + 2];
 	FILE *f;
 
+	char *path = NULL;
+
 	if (file == NULL)
 		return;
+	/* A relative path is taken from the config file's directory, like
+	 * @include, so it does not depend on the daemon's working directory. */
+	if (file[0] != '/' && strrchr(c->file, '/') != NULL)
+		file = path = xasprintf("%.*s/%s", (int)(strrchr(c->file, '/') - c->file), c->file, file);
 	if ((f = fopen(file, "r")) == NULL) {
 		report(c, DIAG_ERROR, s, 0, setting, "cannot read \"%s\": %s", file, strerror(errno));
+		free(path);
 		return;
 	}
 	while (fgets(line, sizeof(line), f) != NULL) {
@@ -892,6 +899,7 @@ read_keys(struct ctx *c, const config_t *lc, const char *setting, const char *fi
 	fclose(f);
 	if (*n == 0)
 		report(c, DIAG_ERROR, s, 0, setting, "\"%s\" holds no key", file);
+	free(path);
 }
 
 /* ---- entry points ---- */

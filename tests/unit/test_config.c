@@ -200,9 +200,13 @@ static void
 test_explicit_settings(void **state)
 {
 	struct config_diags d = {0};
+	FILE *kf = fopen("/tmp/harmonic-test-keys", "w");
+	assert_non_null(kf);
+	fputs("# a comment\n  key-one  \n\nkey-two\n", kf);
+	fclose(kf);
 	struct config *cfg = load_ok(
 	    "listen = ( \"127.0.0.1:8080\", \"[::1]:8080\", \"unix:/run/h.sock\" );\n"
-	    "max_body = 1048576; log_level = \"WARNING\"; api_keys_file = \"/k\";\n"
+	    "max_body = 1048576; log_level = \"WARNING\"; api_keys_file = \"/tmp/harmonic-test-keys\";\n"
 	    "hosts = ( { name = \"h\"; url = \"http://box/\"; memory_gb = 32; reserve_gb = 2;\n"
 	    "            num_parallel = 8; max_parallel = 6; watts = 90.0; } );\n"
 	    "tiers = ( { name = \"t\"; weight = 5; queue_depth = 9; reserve = 2; } );\n"
@@ -218,7 +222,11 @@ test_explicit_settings(void **state)
 	assert_string_equal(cfg->listen[2], "unix:/run/h.sock");
 	assert_int_equal(cfg->max_body, 1048576);
 	assert_int_equal(cfg->log_level, LOG_LEVEL_WARN);
-	assert_string_equal(cfg->api_keys_file, "/k");
+	assert_string_equal(cfg->api_keys_file, "/tmp/harmonic-test-keys");
+	/* Keys: comments and blank lines skipped, white space trimmed. */
+	assert_int_equal(cfg->n_api_keys, 2);
+	assert_string_equal(cfg->api_keys[0], "key-one");
+	assert_string_equal(cfg->api_keys[1], "key-two");
 	/* No port: Ollama's 11434; the trailing slash goes. */
 	assert_string_equal(cfg->hosts[0].url, "http://box:11434");
 	assert_string_equal(cfg->hosts[0].host_port, "box:11434");

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "request.h"
 #include "sched.h"
+#include "server.h"
 #include "upstream.h"
 
 /* ---- link-time stubs for the upstream and the HTTP front ---- */
@@ -69,6 +70,30 @@ upstream_probe(struct rt_host *h, const char *path, const char *post_body, doubl
 
 void
 http_note_resume(void)
+{
+}
+
+/* server.c is left out too: it would pull in the real HTTP front. */
+bool
+server_draining(void)
+{
+	return false;
+}
+
+const struct reload_status *
+server_reload_status(void)
+{
+	static struct reload_status r;
+	return &r;
+}
+
+void
+server_admin_reload(const char *url, struct local_answer *out)
+{
+}
+
+void
+server_admin_drain(const char *url, struct local_answer *out)
 {
 }
 
