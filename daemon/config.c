@@ -231,6 +231,7 @@ static const struct field top_fields[] = {
 	{"connect_timeout", F_FLOAT, TOP(connect_timeout), 0.05, 600, false, NOSET},
 	{"health_interval", F_FLOAT, TOP(health_interval), 0.05, 3600, false, NOSET},
 	{"idle_timeout", F_FLOAT, TOP(idle_timeout), 1, 86400, false, NOSET},
+	{"header_timeout", F_FLOAT, TOP(header_timeout), 0.5, 3600, false, NOSET},
 	{"max_body", F_INT64, TOP(max_body), 1024, 1073741824, false, NOSET},
 	{"max_connections", F_INT, TOP(max_connections), 1, 1000000, false, NOSET},
 	{"shutdown_grace", F_FLOAT, TOP(shutdown_grace), 0, 3600, false, NOSET},
@@ -295,6 +296,7 @@ config_defaults(struct config *cfg)
 	cfg->connect_timeout = 3.0;
 	cfg->health_interval = 2.0;
 	cfg->idle_timeout = 120.0;
+	cfg->header_timeout = 30.0;
 	cfg->max_body = 8388608;
 	cfg->max_connections = 16384;
 	cfg->shutdown_grace = 30.0;

@@ -48,6 +48,20 @@ struct listener {
 	char *unix_path;        /* unlinked at shutdown; owned */
 };
 
+/* A connection that has not yet sent a complete request head.  MHD's own
+ * timeout is for inactivity, so a client trickling one byte at a time
+ * (slowloris) would never hit it; header_timeout bounds the whole head. */
+struct fresh_conn {
+	struct MHD_Connection *conn;
+	uint64_t since_us;
+	bool listed;
+	TAILQ_ENTRY(fresh_conn) link;
+};
+
+static TAILQ_HEAD(, fresh_conn) fresh = TAILQ_HEAD_INITIALIZER(fresh);
+static struct ev_timer sweep_timer;
+static unsigned long long refused_slow;
+
 static struct listener listeners[MAX_LISTEN];
 static int n_listeners;
 static struct ev_timer mhd_timer;
@@ -362,12 +376,72 @@ start_request(struct request *req)
 	sched_dispatch();
 }
 
+static void
+unlist_fresh(struct fresh_conn *fc)
+{
+	if (fc != NULL && fc->listed) {
+		TAILQ_REMOVE(&fresh, fc, link);
+		fc->listed = false;
+	}
+}
+
+static void
+on_connection(void *cls, struct MHD_Connection *c, void **socket_context, enum MHD_ConnectionNotificationCode toe)
+{
+	struct fresh_conn *fc = *socket_context;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		fc = xcalloc(1, sizeof(*fc));
+		fc->conn = c;
+		fc->since_us = ev_update_now();
+		fc->listed = true;
+		TAILQ_INSERT_TAIL(&fresh, fc, link);
+		*socket_context = fc;
+		if (!ev_timer_armed(&sweep_timer))
+			ev_timer_start(&sweep_timer, 1000000u);
+	} else {
+		unlist_fresh(fc);
+		free(fc);
+		*socket_context = NULL;
+	}
+}
+
+/* Once a second: cut connections whose request head is overdue.  shutdown()
+ * rather than close(): MHD still owns the fd and closes it itself. */
+static void
+on_sweep(void *arg)
+{
+	uint64_t limit = (uint64_t)(current_cfg->header_timeout * 1e6), now = ev_update_now();
+	struct fresh_conn *fc;
+
+	while ((fc = TAILQ_FIRST(&fresh)) != NULL && now - fc->since_us > limit) {
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(fc->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		unlist_fresh(fc);
+		if (ci != NULL)
+			shutdown(ci->connect_fd, SHUT_RDWR);
+		refused_slow++;
+		log_debug("closed a connection that sent no complete request in %.0f s", current_cfg->header_timeout);
+	}
+	if (!TAILQ_EMPTY(&fresh))
+		ev_timer_start(&sweep_timer, 1000000u);
+}
+
+unsigned long long
+http_slow_clients_cut(void)
+{
+	return refused_slow;
+}
+
 static enum MHD_Result
 first_call(struct MHD_Connection *c, const char *url, const char *method, void **con_cls)
 {
 	const struct route *r = api_route(url);
+	const union MHD_ConnectionInfo *sc = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	const char *v;
 	struct request *req;
+
+	if (sc != NULL)
+		unlist_fresh(sc->socket_context);
 
 	if (r == NULL)
 		return queue_text(c, 404, "404 page not found");
@@ -531,7 +605,8 @@ start_listener(int fd, const struct config *cfg, char *unix_path)
 
 	l->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
 	    on_access, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
-	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
+	    MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned)cfg->idle_timeout, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
 	    MHD_OPTION_END);
 	if (l->mhd == NULL)
@@ -558,6 +633,7 @@ http_init(struct config *cfg)
 
 	current_cfg = config_ref(cfg);
 	ev_timer_init(&mhd_timer, on_mhd_timer, NULL);
+	ev_timer_init(&sweep_timer, on_sweep, NULL);
 	ev_add_prepare(prepare, NULL);
 	if (passed > 0) {
 		for (int i = 0; i < passed && i < MAX_LISTEN; i++) {
@@ -649,6 +725,7 @@ http_shutdown(void)
 	}
 	n_listeners = 0;
 	ev_timer_stop(&mhd_timer);
+	ev_timer_stop(&sweep_timer);
 	config_unref(current_cfg);
 	current_cfg = NULL;
 }

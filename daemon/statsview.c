@@ -10,6 +10,7 @@
 #include "config.h"
 #include "ev.h"
 #include "request.h"
+#include "http.h"
 #include "sched.h"
 #include "server.h"
 #include "upstream.h"
@@ -117,6 +118,8 @@ statsview_json(void)
 	json_object_set_new(o, "hosts_up", json_integer(up));
 	json_object_set_new(o, "reload", reload_json());
 	json_object_set_new(o, "draining", json_boolean(server_draining()));
+	json_object_set_new(o, "connections", json_pack("{s:i,s:I}", "open", (int)http_connections(), "slow_cut",
+	    (json_int_t)http_slow_clients_cut()));
 	return o;
 }
 

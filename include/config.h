@@ -75,6 +75,7 @@ struct config {
 	double connect_timeout;/* s, backend TCP connect */
 	double health_interval;/* s between host probes */
 	double idle_timeout;   /* s a client connection may sit idle */
+	double header_timeout; /* s a new connection has to send a complete request head */
 	int64_t max_body;      /* bytes */
 	int max_connections;   /* concurrent client connections */
 	double shutdown_grace; /* s */

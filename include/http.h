@@ -19,6 +19,8 @@ void http_quiesce(void);
 /* A connection was resumed outside MHD_run: run MHD before the next wait
  * (in external mode nothing else guarantees it notices promptly). */
 void http_note_resume(void);
+/* Connections cut for not sending a request head within header_timeout. */
+unsigned long long http_slow_clients_cut(void);
 /* Connections open now. */
 unsigned http_connections(void);
 void http_shutdown(void);

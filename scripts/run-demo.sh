@@ -75,7 +75,9 @@ if [ "$daemon_ok" = 1 ]; then
 
 Try:
   curl http://127.0.0.1:11435/api/generate -d '{"model":"executive","prompt":"Explain quantum computing briefly"}'
-  curl http://127.0.0.1:11435/stats
+  build/harmonicctl stats --watch                     (live terminal view)
+  http://127.0.0.1:11435/dashboard                    (live page in a browser)
+  curl http://127.0.0.1:11435/metrics                 (Prometheus)
 MSG
 else
 	cat <<'MSG'
