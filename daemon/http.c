@@ -135,6 +135,21 @@ mhd_logger(void *cls, const char *fmt, va_list ap)
 	log_debug("mhd: %s", msg);
 }
 
+/* MHD's %XX decoding, except that an encoded NUL would cut the string
+ * short ("/api/tags%00x" routed as "/api/tags"): such a URL or argument
+ * becomes empty, which no route matches (404). */
+static size_t
+unescape_url(void *cls, struct MHD_Connection *c, char *s)
+{
+	size_t n = MHD_http_unescape(s);
+
+	if (memchr(s, '\0', n) != NULL) {
+		s[0] = '\0';
+		return 0;
+	}
+	return n;
+}
+
 /* ---- answers ---- */
 
 static enum MHD_Result
@@ -608,6 +623,7 @@ start_listener(int fd, const struct config *cfg, char *unix_path)
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
 	    MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned)cfg->idle_timeout, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+	    MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_UNESCAPE_CALLBACK, unescape_url, NULL,
 	    MHD_OPTION_END);
 	if (l->mhd == NULL)
 		return -1;

@@ -245,6 +245,45 @@ test_wrong_types(void **state)
 	    "json: cannot unmarshal bool into field model of type string");
 }
 
+/* prompt, messages and options are type-checked here (Ollama would refuse
+ * them anyway); null passes, other members pass through untouched. */
+static void
+test_wrong_member_types(void **state)
+{
+	struct api_parsed p;
+	json_t *up;
+
+	expect_reject("/api/generate", "{\"model\":\"qwen3:4b\",\"prompt\":5}", 400,
+	    "json: cannot unmarshal number into field prompt of type string");
+	expect_reject("/api/generate", "{\"model\":\"qwen3:4b\",\"options\":\"fast\"}", 400,
+	    "json: cannot unmarshal string into field options of type object");
+	expect_reject("/api/generate", "{\"model\":\"qwen3:4b\",\"options\":[1,2]}", 400,
+	    "json: cannot unmarshal array into field options of type object");
+	expect_reject("/api/chat", "{\"model\":\"qwen3:4b\",\"messages\":\"hi\"}", 400,
+	    "json: cannot unmarshal string into field messages of type array");
+	expect_reject("/api/chat", "{\"model\":\"qwen3:4b\",\"messages\":[],\"options\":true}", 400,
+	    "json: cannot unmarshal bool into field options of type object");
+	expect_reject("/api/embeddings", "{\"model\":\"qwen3:4b\",\"prompt\":[\"a\"]}", 400,
+	    "json: cannot unmarshal array into field prompt of type string");
+	expect_reject("/api/embed", "{\"model\":\"qwen3:4b\",\"options\":1}", 400,
+	    "json: cannot unmarshal number into field options of type object");
+	expect_reject("/v1/chat/completions", "{\"model\":\"qwen3:4b\",\"messages\":{}}", 400,
+	    "json: cannot unmarshal object into field messages of type array");
+	/* Type errors come before the model lookup, like Ollama's decoding. */
+	expect_reject("/api/chat", "{\"model\":\"nope\",\"messages\":1}", 400,
+	    "json: cannot unmarshal number into field messages of type array");
+	/* Members checked on one route only pass elsewhere; null passes. */
+	up = expect_parsed("/api/embed", "{\"model\":\"qwen3:4b\",\"input\":[\"a\"],\"prompt\":7}", &p);
+	json_decref(up);
+	api_parsed_free(&p);
+	up = expect_parsed("/v1/completions", "{\"model\":\"qwen3:4b\",\"prompt\":[\"a\",\"b\"]}", &p);
+	json_decref(up);
+	api_parsed_free(&p);
+	up = expect_parsed("/api/chat", "{\"model\":\"qwen3:4b\",\"messages\":null,\"prompt\":null}", &p);
+	json_decref(up);
+	api_parsed_free(&p);
+}
+
 static void
 test_unknown_model(void **state)
 {
@@ -367,12 +406,13 @@ test_pinned_options_number_keep_alive(void **state)
 	api_parsed_free(&p);
 }
 
-/* A non-object "options" is replaced by one holding the pin. */
+/* A null "options" is replaced by one holding the pin (a non-object one is
+ * rejected: test_wrong_member_types). */
 static void
-test_pinned_options_replace_non_object(void **state)
+test_pinned_options_replace_null(void **state)
 {
 	struct api_parsed p;
-	json_t *up = expect_parsed("/api/generate", "{\"model\":\"qwen3:4b\",\"options\":[1,2]}", &p);
+	json_t *up = expect_parsed("/api/generate", "{\"model\":\"qwen3:4b\",\"options\":null}", &p);
 	const json_t *opts = json_object_get(up, "options");
 
 	assert_true(json_is_object(opts));
@@ -497,12 +537,13 @@ main(void)
 		cmocka_unit_test(test_not_an_object),
 		cmocka_unit_test(test_model_missing),
 		cmocka_unit_test(test_wrong_types),
+		cmocka_unit_test(test_wrong_member_types),
 		cmocka_unit_test(test_unknown_model),
 		cmocka_unit_test(test_lookup_case_and_latest),
 		cmocka_unit_test(test_stream_defaults),
 		cmocka_unit_test(test_pinned_options_string_keep_alive),
 		cmocka_unit_test(test_pinned_options_number_keep_alive),
-		cmocka_unit_test(test_pinned_options_replace_non_object),
+		cmocka_unit_test(test_pinned_options_replace_null),
 		cmocka_unit_test(test_unpinned_model),
 		cmocka_unit_test(test_openai_not_pinned),
 		cmocka_unit_test(test_embed_pinned),
