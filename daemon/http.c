@@ -60,7 +60,12 @@ struct fresh_conn {
 
 static TAILQ_HEAD(, fresh_conn) fresh = TAILQ_HEAD_INITIALIZER(fresh);
 static struct ev_timer sweep_timer;
-static unsigned long long refused_slow;
+static unsigned long long refused_slow, refused_full;
+static unsigned n_conns; /* open client connections, all listeners */
+
+/* MHD's own cap sits above ours so that we, not the kernel backlog, answer
+ * the connections past max_connections. */
+#define CONN_HEADROOM 256u
 
 static struct listener listeners[MAX_LISTEN];
 static int n_listeners;
@@ -400,12 +405,35 @@ unlist_fresh(struct fresh_conn *fc)
 	}
 }
 
+/* Past max_connections: answer 503 on the raw socket and close it, rather
+ * than leaving the client in the kernel's backlog with no word.  MHD has
+ * read nothing yet; the shutdown makes it drop the connection itself. */
+static void
+refuse(struct MHD_Connection *c)
+{
+	static const char msg[] = "HTTP/1.1 503 Service Unavailable\r\n"
+				  "Content-Type: application/json; charset=utf-8\r\n"
+				  "Retry-After: 1\r\nConnection: close\r\nContent-Length: 44\r\n\r\n"
+				  "{\"error\":\"harmonicd: too many connections\"}\n";
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+	refused_full++;
+	if (ci == NULL)
+		return;
+	(void)!send(ci->connect_fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	shutdown(ci->connect_fd, SHUT_RDWR);
+}
+
 static void
 on_connection(void *cls, struct MHD_Connection *c, void **socket_context, enum MHD_ConnectionNotificationCode toe)
 {
 	struct fresh_conn *fc = *socket_context;
 
 	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		if (++n_conns > (unsigned)current_cfg->max_connections) {
+			refuse(c);
+			return;
+		}
 		fc = xcalloc(1, sizeof(*fc));
 		fc->conn = c;
 		fc->since_us = ev_update_now();
@@ -415,6 +443,7 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context, enum M
 		if (!ev_timer_armed(&sweep_timer))
 			ev_timer_start(&sweep_timer, 1000000u);
 	} else {
+		n_conns--;
 		unlist_fresh(fc);
 		free(fc);
 		*socket_context = NULL;
@@ -445,6 +474,12 @@ unsigned long long
 http_slow_clients_cut(void)
 {
 	return refused_slow;
+}
+
+unsigned long long
+http_refused_full(void)
+{
+	return refused_full;
 }
 
 static enum MHD_Result
@@ -622,7 +657,7 @@ start_listener(int fd, const struct config *cfg, char *unix_path)
 	    on_access, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
 	    MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned)cfg->idle_timeout, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+	    (unsigned)cfg->idle_timeout, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections + CONN_HEADROOM,
 	    MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_UNESCAPE_CALLBACK, unescape_url, NULL,
 	    MHD_OPTION_END);
 	if (l->mhd == NULL)

@@ -51,16 +51,31 @@ host_json(const struct rt_host *h, uint64_t now)
 	    "budget", h->cfg->memory_gb - h->cfg->reserve_gb, "planned", h->cfg->planned_gb);
 }
 
+/* parallel = "auto": the controller's state (SPEC 7, docs/adaptive-slots.md). */
+static json_t *
+auto_json(const struct autoslot *a)
+{
+	return json_pack("{s:i,s:i,s:i,s:s,s:i,s:i,s:f,s:i,s:f,s:b,s:I,s:I,s:I}", "limit", a->limit, "max", a->max,
+	    "ceiling", autoslot_ceiling(a), "phase", autoslot_phase_name(a->phase), "step", a->step, "best_limit",
+	    a->have_best ? a->best_limit : 0, "best_rate", a->have_best ? a->best_rate : 0.0, "last_limit",
+	    a->last_limit, "last_rate", a->last_rate, "starved", a->starved, "changes", (json_int_t)a->changes,
+	    "measurements", (json_int_t)a->measurements, "backoffs", (json_int_t)a->backoffs);
+}
+
 static json_t *
 placement_json(const struct rt_placement *p, uint64_t now)
 {
-	return json_pack("{s:s,s:i,s:s,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:o,s:{s:f,s:f,s:f}}", "host",
+	json_t *o = json_pack("{s:s,s:i,s:s,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:o,s:{s:f,s:f,s:f}}", "host",
 	    p->host->cfg->name, "parallel", p->slots, "mode", p->cfg->parallel_auto ? "auto" : "fixed", "limit",
 	    sched_placement_limit(p), "in_flight", p->in_flight, "max_in_flight", p->max_in_flight, "completed",
 	    (json_int_t)p->completed, "failed", (json_int_t)p->outcome[STATS_FAILED], "eval_tokens",
 	    (json_int_t)p->eval_tokens, "prompt_tokens", (json_int_t)p->prompt_tokens, "tokens_per_s",
 	    rates(&p->rate, now), "ttft_ms", "p50", stats_hist_quantile(&p->ttft, 0.50), "p95",
 	    stats_hist_quantile(&p->ttft, 0.95), "p99", stats_hist_quantile(&p->ttft, 0.99));
+
+	if (p->cfg->parallel_auto)
+		json_object_set_new(o, "auto", auto_json(&p->autoslot));
+	return o;
 }
 
 /* Reloads done and refused; a refused one keeps the old config running. */
@@ -118,8 +133,8 @@ statsview_json(void)
 	json_object_set_new(o, "hosts_up", json_integer(up));
 	json_object_set_new(o, "reload", reload_json());
 	json_object_set_new(o, "draining", json_boolean(server_draining()));
-	json_object_set_new(o, "connections", json_pack("{s:i,s:I}", "open", (int)http_connections(), "slow_cut",
-	    (json_int_t)http_slow_clients_cut()));
+	json_object_set_new(o, "connections", json_pack("{s:i,s:I,s:I}", "open", (int)http_connections(), "slow_cut",
+	    (json_int_t)http_slow_clients_cut(), "refused", (json_int_t)http_refused_full()));
 	return o;
 }
 

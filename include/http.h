@@ -21,6 +21,8 @@ void http_quiesce(void);
 void http_note_resume(void);
 /* Connections cut for not sending a request head within header_timeout. */
 unsigned long long http_slow_clients_cut(void);
+/* Connections refused with 503 because max_connections were open. */
+unsigned long long http_refused_full(void);
 /* Connections open now. */
 unsigned http_connections(void);
 void http_shutdown(void);

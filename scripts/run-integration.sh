@@ -10,6 +10,9 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
 	touch node_modules
 fi
 export HARMONIC_BUILD="$top/$build"
+# The connection tests hold 10k sockets from one node process: lift the soft
+# open-file limit as far as the hard one allows (the daemon raises its own).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 # One file at a time: the tests measure throughput and share 2 cores.
 node --test --test-concurrency=1 --test-reporter=spec ${HARMONIC_TESTS:-*.test.mjs} 2>&1 | tee /tmp/harmonic-it.$$ |
 	grep -vE '^\s*$' | grep -vE '^ℹ (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) ' || true
