@@ -45,7 +45,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
 PROGS = $(BUILD)/harmonicd $(BUILD)/harmonicctl $(BUILD)/harmonic-sim
 
-.PHONY: all run check check-unit check-integration check-asan deps install uninstall clean format fuzz
+.PHONY: all run check check-unit check-integration check-asan check-valgrind deps install uninstall clean format fuzz
 all: $(PROGS)
 
 $(BUILD)/obj/%.o: daemon/%.c
@@ -79,12 +79,20 @@ check: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BINS)
 	@$(MAKE) --no-print-directory check-unit check-integration
 	@$(MAKE) --no-print-directory SANITIZE=address,undefined check-asan
+	@$(MAKE) --no-print-directory check-valgrind
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=60
 
 check-unit: $(UNIT_BINS)
 	@scripts/run-unit.sh $(BUILD) $(UNIT_BINS)
 
 check-integration: $(PROGS)
 	@scripts/run-integration.sh $(BUILD)
+
+# The core integration cases with harmonicd and the sims under valgrind
+# memcheck: any error or definite/indirect leak makes a process exit 99.
+check-valgrind: $(PROGS)
+	@HARMONIC_VALGRIND=1 HARMONIC_TESTS="$(VALGRIND_TESTS)" scripts/run-integration.sh $(BUILD)
+VALGRIND_TESTS ?= routing.test.mjs clients.test.mjs service.test.mjs malformed.test.mjs
 
 check-asan:
 	@$(MAKE) --no-print-directory all $(UNIT_BINS)
@@ -117,6 +125,7 @@ format:
 	clang-format -i daemon/*.c include/*.h tests/unit/*.c
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
+include tests/fuzz/fuzz.mk
 -include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/*.d)

@@ -6,7 +6,7 @@
 set -eu
 
 pkgs="gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev
-libconfig-dev libsystemd-dev libcmocka-dev curl systemd python3 prometheus chromium"
+libconfig-dev libsystemd-dev libcmocka-dev curl systemd python3 prometheus chromium clang libclang-rt-14-dev valgrind"
 pkgs="$pkgs $*"
 
 missing=""

@@ -33,7 +33,7 @@ describe('slot limits and queueing', () => {
       ],
     }));
   });
-  after(async () => { assert.equal(await hd.stop(), 0); await sim.stop(); });
+  after(async () => { assert.equal(await hd.stop(), 0); assert.equal(await sim.stop(), 0); });
 
   test('parallel = 3: 20 concurrent streams, the sim never sees more than 3, all complete', async () => {
     await waitWarm(sim, ['qwen3:8b', 'technical_director', 'executive']);
@@ -134,7 +134,7 @@ describe('weighted fair sharing', () => {
       ],
     }));
   });
-  after(async () => { await hd.stop(); await sim.stop(); });
+  after(async () => { assert.equal(await hd.stop(), 0); assert.equal(await sim.stop(), 0); });
 
   test('two tiers flooding one slot share it 8:1 and the low tier still completes', async () => {
     let stop = false;
@@ -178,7 +178,7 @@ describe('errors, faults and replicas', () => {
       ],
     }));
   });
-  after(async () => { await hd.stop(); await simA.stop(); await simB.stop(); });
+  after(async () => { assert.equal(await hd.stop(), 0); assert.equal(await simA.stop(), 0); assert.equal(await simB.stop(), 0); });
 
   test('client errors use Ollama shapes and codes', async () => {
     let r = await postJson(hd.url + '/api/generate', { model: 'nope', prompt: 'x' });
