@@ -51,6 +51,7 @@ request_new(struct MHD_Connection *conn, const struct route *route, struct confi
 	req->watch.fd = -1;
 	tokscan_init(&req->scan);
 	ev_timer_init(&req->timer, NULL, req);
+	ev_timer_init(&req->watch_timer, NULL, req);
 	TAILQ_INSERT_TAIL(&all_requests, req, all);
 	live++;
 	return req;
@@ -70,6 +71,8 @@ request_free(void *arg)
 
 	assert(req->easy == NULL && req->aq == NULL && !req->holds_slot);
 	TAILQ_REMOVE(&all_requests, req, all);
+	ev_timer_stop(&req->timer);
+	ev_timer_stop(&req->watch_timer);
 	config_unref(req->cfg);
 	free(req->agent);
 	free(req->body);

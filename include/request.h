@@ -80,6 +80,7 @@ struct request {
 	struct agent_queue *aq;
 	TAILQ_ENTRY(request) qlink;
 	struct ev_timer timer;          /* queue timeout */
+	struct ev_timer watch_timer;    /* arms the disconnect watch if still waiting */
 	uint64_t t_arrive_us, t_enqueue_us, t_dispatch_us, t_first_byte_us;
 
 	/* upstream */
