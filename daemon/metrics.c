@@ -217,6 +217,52 @@ placement_gauges(struct out *o)
 	}
 }
 
+/* parallel = "auto" placements: the controller's limit, best and newest
+ * measured rates, and its changes (docs/adaptive-slots.md). */
+static void
+auto_gauges(struct out *o)
+{
+	static const struct {
+		const char *name, *type, *help;
+	} g[] = {
+		{"harmonic_auto_limit", "gauge", "Slot limit the adaptive controller (parallel = \"auto\") has set."},
+		{"harmonic_auto_best_limit", "gauge", "Level with the highest measured rate in the controller's current search."},
+		{"harmonic_auto_best_rate", "gauge", "Aggregate decode tokens/s measured at harmonic_auto_best_limit."},
+		{"harmonic_auto_last_rate", "gauge", "Aggregate decode tokens/s of the controller's newest measurement."},
+		{"harmonic_auto_changes_total", "counter", "Limit changes made by the adaptive controller."},
+		{"harmonic_auto_backoffs_total", "counter", "Back-offs after backend 503s or error bursts."},
+	};
+
+	for (size_t j = 0; j < sizeof(g) / sizeof(g[0]); j++) {
+		family(o, g[j].name, g[j].type, g[j].help);
+		for (int i = 0; i < sched->n_models; i++) {
+			const struct rt_model *m = &sched->models[i];
+			for (int k = 0; k < m->n_placements; k++) {
+				const struct autoslot *a = &m->placements[k].autoslot;
+				double v = j == 0 ? a->limit : j == 1 ? (a->have_best ? a->best_limit : 0) :
+				    j == 2 ? (a->have_best ? a->best_rate : 0) : j == 3 ? a->last_rate :
+				    j == 4 ? (double)a->changes : (double)a->backoffs;
+				if (!m->placements[k].cfg->parallel_auto)
+					continue;
+				out_printf(o, "%s{", g[j].name);
+				placement_labels(o, &m->placements[k]);
+				out_printf(o, "} %.6g\n", v);
+			}
+		}
+	}
+	family(o, "harmonic_auto_phase", "gauge", "1 for the adaptive controller's current phase.");
+	for (int i = 0; i < sched->n_models; i++) {
+		const struct rt_model *m = &sched->models[i];
+		for (int k = 0; k < m->n_placements; k++) {
+			if (!m->placements[k].cfg->parallel_auto)
+				continue;
+			out_printf(o, "harmonic_auto_phase{");
+			placement_labels(o, &m->placements[k]);
+			out_printf(o, ",phase=\"%s\"} 1\n", autoslot_phase_name(m->placements[k].autoslot.phase));
+		}
+	}
+}
+
 static void
 host_gauges(struct out *o)
 {
@@ -303,6 +349,7 @@ render(size_t *len)
 	requests(&o);
 	tokens(&o);
 	placement_gauges(&o);
+	auto_gauges(&o);
 	host_gauges(&o);
 	queue_gauges(&o);
 	family(&o, "harmonic_queue_wait_seconds", "histogram", "Time from enqueue to dispatch of requests that got a slot.");

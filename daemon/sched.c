@@ -62,6 +62,8 @@ build(struct config *cfg)
 			p->model = m;
 			p->host = &s->hosts[p->cfg->host];
 			p->slots = p->cfg->parallel;
+			if (p->cfg->parallel_auto)
+				p->slots = autoslot_init(&p->autoslot, NULL, p->cfg->max_parallel_slots);
 			p->host->tier_placed[m->cfg->tier] = true;
 		}
 	}
@@ -198,6 +200,12 @@ carry_over(struct sched *n, struct sched *o)
 			np->host = keep.host;
 			np->slots = keep.slots;
 			np->in_flight = 0;
+			/* An auto placement that stays auto keeps what its controller
+			 * learnt (clamped to the new maximum); any other starts afresh. */
+			if (np->cfg->parallel_auto && op->cfg->parallel_auto)
+				np->slots = autoslot_set_max(&np->autoslot, np->cfg->max_parallel_slots);
+			else
+				np->autoslot = keep.autoslot;
 		}
 	}
 }

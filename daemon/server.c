@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "autotune.h"
 #include "config.h"
 #include "ev.h"
 #include "health.h"
@@ -273,6 +274,7 @@ server_run(const char *file, bool debug)
 	}
 	notify_init();
 	health_init();
+	autotune_init();
 	statsview_start();
 	ev_timer_init(&srv.tick, on_tick, NULL);
 	ev_timer_start(&srv.tick, 0);
@@ -282,6 +284,7 @@ server_run(const char *file, bool debug)
 	if (!srv.draining)
 		notify_stopping();
 	ev_timer_stop(&srv.tick);
+	autotune_shutdown();
 	notify_shutdown();
 	health_shutdown();
 out_sched:

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "autoslot.h"
 #include "compat_queue.h"
 #include "stats.h"
 
@@ -57,6 +58,7 @@ struct rt_placement {
 	uint64_t outcome[STATS_OUTCOME_COUNT]; /* closed after a dispatch here */
 	struct stats_rate rate;
 	struct stats_hist ttft;
+	struct autoslot autoslot; /* parallel = "auto": its controller (autotune feeds it) */
 };
 
 struct agent_queue {
