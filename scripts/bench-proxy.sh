@@ -102,7 +102,8 @@ stop_stack
 
 echo "== (b) realistic: 256 concurrent streams at ~50 tokens/s, ${secs}s each"
 start_stack 1 256
-load() { node "$top/scripts/bench/stream-load.mjs" "$1/api/generate" 256 "$secs" 250; }
+cc -O2 -std=c11 -Wall -o "$work/streamload" "$top/scripts/bench/streamload.c" $(pkg-config --cflags --libs libcurl)
+load() { "$work/streamload" "$1/api/generate" 256 "$secs" 250; }
 direct=$(load "http://127.0.0.1:$SIM")
 c0=$(cpu_ticks "$HDPID"); t0=$(date +%s%N)
 through=$(load "http://127.0.0.1:$HD")

@@ -73,6 +73,24 @@ http_note_resume(void)
 {
 }
 
+unsigned
+http_connections(void)
+{
+	return 0;
+}
+
+unsigned long long
+http_slow_clients_cut(void)
+{
+	return 0;
+}
+
+unsigned long long
+http_refused_full(void)
+{
+	return 0;
+}
+
 /* server.c is left out too: it would pull in the real HTTP front. */
 bool
 server_draining(void)
