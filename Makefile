@@ -75,12 +75,18 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/run-demo.sh $(BUILD)
 
+# Each runner appends "passed failed" to $(HARMONIC_COUNTS); the last line
+# of `make check` is the sum over all of them.
+export HARMONIC_COUNTS := $(CURDIR)/build/check-counts
+
 check: deps
+	@mkdir -p build && rm -f $(HARMONIC_COUNTS)
 	@$(MAKE) --no-print-directory all $(UNIT_BINS)
 	@$(MAKE) --no-print-directory check-unit check-integration
 	@$(MAKE) --no-print-directory SANITIZE=address,undefined check-asan
 	@$(MAKE) --no-print-directory check-valgrind
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=60
+	@awk '{p += $$1; f += $$2} END {printf "check: %d passed, %d failed\n", p, f; exit f > 0}' $(HARMONIC_COUNTS)
 
 check-unit: $(UNIT_BINS)
 	@scripts/run-unit.sh $(BUILD) $(UNIT_BINS)

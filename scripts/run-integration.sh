@@ -21,4 +21,5 @@ fail=$(sed -n 's/^ℹ fail \([0-9]*\)/\1/p' /tmp/harmonic-it.$$ | tail -1)
 grep -E '^ℹ (tests|pass|fail) ' /tmp/harmonic-it.$$ || true
 rm -f /tmp/harmonic-it.$$
 echo "integration ($build): ${pass:-0} passed, ${fail:-0} failed"
+[ -n "${HARMONIC_COUNTS:-}" ] && echo "${pass:-0} ${fail:-1}" >> "$HARMONIC_COUNTS"
 [ "${fail:-1}" -eq 0 ] && [ "${pass:-0}" -gt 0 ]

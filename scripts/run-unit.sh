@@ -15,4 +15,5 @@ for t in "$@"; do
 	fi
 done
 echo "unit ($build): $passed passed, $failed failed"
+[ -n "${HARMONIC_COUNTS:-}" ] && echo "$passed $failed" >> "$HARMONIC_COUNTS"
 [ "$failed" -eq 0 ]

@@ -34,6 +34,9 @@ corp=$(printf '%s\n' "$last" | sed -n 's/.* corp: \([0-9]*\).*/\1/p')
 secs=$((end - start)); [ $secs -gt 0 ] || secs=1
 status=OK
 [ $rc -eq 0 ] || status="FAILED (rc $rc, see $log)"
+if [ -n "${HARMONIC_COUNTS:-}" ]; then
+	if [ $rc -eq 0 ]; then echo "1 0"; else echo "0 1"; fi >> "$HARMONIC_COUNTS"
+fi
 echo "fuzz $target: ${execs:-0} execs in $secs s ($(( ${execs:-0} / secs ))/s), cov ${cov:-?}, ft ${ft:-?}, corpus ${corp:-?}, $status"
 if [ $rc -ne 0 ]; then
 	grep -E 'ERROR|SUMMARY|==[0-9]+==|runtime error|Test unit written' "$log" | head -20
