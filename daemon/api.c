@@ -286,10 +286,33 @@ api_parse(struct request *req)
 	return API_PARSED;
 }
 
+/* ---- errors ---- */
+
+static const char *
+openai_error_type(int status)
+{
+	if (status == 401 || status == 403)
+		return "authentication_error";
+	if (status == 404)
+		return "not_found_error";
+	if (status >= 400 && status < 500)
+		return "invalid_request_error";
+	return "api_error";
+}
+
+json_t *
+api_error_body(const struct route *r, int status, const char *msg)
+{
+	if (r != NULL && route_is_openai(r))
+		return json_pack("{s:{s:s,s:s,s:n,s:n}}", "error", "message", msg, "type", openai_error_type(status),
+		    "param", "code");
+	return json_pack("{s:s}", "error", msg);
+}
+
 /* ---- local endpoints ---- */
 
-static void
-answer_json(struct local_answer *out, int status, json_t *o)
+void
+api_answer_json(struct local_answer *out, int status, json_t *o)
 {
 	out->status = status;
 	out->ctype = "application/json; charset=utf-8";
@@ -316,7 +339,7 @@ local_root(const char *url, struct local_answer *out)
 static void
 local_version(const char *url, struct local_answer *out)
 {
-	answer_json(out, 200, json_pack("{s:s,s:s}", "version", OLLAMA_COMPAT_VERSION, "harmonicd", HARMONIC_VERSION));
+	api_answer_json(out, 200, json_pack("{s:s,s:s}", "version", OLLAMA_COMPAT_VERSION, "harmonicd", HARMONIC_VERSION));
 }
 
 /* A stable 64-hex digest from the name (FNV-1a, four lanes): clients only
@@ -368,7 +391,7 @@ local_tags(const char *url, struct local_answer *out)
 
 	for (int i = 0; i < sched->n_models; i++)
 		json_array_append_new(models, model_entry(sched->models[i].cfg));
-	answer_json(out, 200, json_pack("{s:o}", "models", models));
+	api_answer_json(out, 200, json_pack("{s:o}", "models", models));
 }
 
 static bool
@@ -408,7 +431,7 @@ local_ps(const char *url, struct local_answer *out)
 			break;
 		}
 	}
-	answer_json(out, 200, json_pack("{s:o}", "models", models));
+	api_answer_json(out, 200, json_pack("{s:o}", "models", models));
 }
 
 static json_t *
@@ -425,7 +448,7 @@ local_v1_models(const char *url, struct local_answer *out)
 
 	for (int i = 0; i < sched->n_models; i++)
 		json_array_append_new(data, v1_model(sched->models[i].cfg));
-	answer_json(out, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
+	api_answer_json(out, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
 }
 
 static void
@@ -436,18 +459,17 @@ local_v1_model(const char *url, struct local_answer *out)
 
 	if (m == NULL) {
 		char *msg = xasprintf("model \"%s\" not found", name);
-		answer_json(out, 404, json_pack("{s:{s:s,s:s,s:n,s:n}}", "error", "message", msg, "type",
-		    "not_found_error", "param", "code"));
+		api_answer_json(out, 404, api_error_body(api_route("/v1/models"), 404, msg));
 		free(msg);
 		return;
 	}
-	answer_json(out, 200, v1_model(m));
+	api_answer_json(out, 200, v1_model(m));
 }
 
 static void
 local_healthz(const char *url, struct local_answer *out)
 {
-	answer_json(out, 200, json_pack("{s:s}", "status", "ok"));
+	api_answer_json(out, 200, json_pack("{s:s}", "status", "ok"));
 }
 
 static void
@@ -458,13 +480,13 @@ local_readyz(const char *url, struct local_answer *out)
 	for (int i = 0; i < sched->n_hosts; i++)
 		up += sched->hosts[i].up;
 	if (server_draining()) {
-		answer_json(out, 503, json_pack("{s:s}", "status", "draining"));
+		api_answer_json(out, 503, json_pack("{s:s}", "status", "draining"));
 		return;
 	}
 	if (up == 0) {
-		answer_json(out, 503, json_pack("{s:s,s:i}", "status", "no host up", "hosts_up", 0));
+		api_answer_json(out, 503, json_pack("{s:s,s:i}", "status", "no host up", "hosts_up", 0));
 		out->retry_after = 1;
 		return;
 	}
-	answer_json(out, 200, json_pack("{s:s,s:i}", "status", "ready", "hosts_up", up));
+	api_answer_json(out, 200, json_pack("{s:s,s:i}", "status", "ready", "hosts_up", up));
 }

@@ -184,11 +184,7 @@ queue_text(struct MHD_Connection *c, int status, const char *text)
 static enum MHD_Result
 queue_error(struct MHD_Connection *c, const struct route *r, int status, const char *msg)
 {
-	json_t *o = r != NULL && route_is_openai(r)
-	    ? json_pack("{s:{s:s,s:s,s:n,s:n}}", "error", "message", msg, "type",
-	          status == 401 ? "authentication_error" : status == 404 ? "not_found_error" : "invalid_request_error",
-	          "param", "code")
-	    : json_pack("{s:s}", "error", msg);
+	json_t *o = api_error_body(r, status, msg);
 	char *s = json_dumps(o, JSON_COMPACT);
 
 	json_decref(o);
@@ -198,10 +194,7 @@ queue_error(struct MHD_Connection *c, const struct route *r, int status, const c
 static enum MHD_Result
 queue_unauthorized(struct MHD_Connection *c, const struct route *r)
 {
-	json_t *o = route_is_openai(r)
-	    ? json_pack("{s:{s:s,s:s,s:n,s:n}}", "error", "message", "missing or wrong API key", "type",
-	          "authentication_error", "param", "code")
-	    : json_pack("{s:s}", "error", "missing or wrong API key");
+	json_t *o = api_error_body(r, 401, "missing or wrong API key");
 	char *s = json_dumps(o, JSON_COMPACT);
 	struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
 	enum MHD_Result ret;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "config.h"
 #include "http.h"
 #include "log.h"
@@ -151,32 +152,12 @@ request_reply(struct request *req, int status, const char *ctype, const char *bo
 	request_wake(req);
 }
 
-static const char *
-openai_error_type(int status)
-{
-	if (status == 400 || status == 413 || status == 405)
-		return "invalid_request_error";
-	if (status == 404)
-		return "not_found_error";
-	if (status == 401)
-		return "authentication_error";
-	return "api_error";
-}
-
-bool route_is_openai(const struct route *r);
-
 void
 request_reply_error(struct request *req, int status, const char *msg)
 {
-	json_t *o;
-	char *s;
+	json_t *o = api_error_body(req->route, status, msg);
+	char *s = json_dumps(o, JSON_COMPACT);
 
-	if (req->route != NULL && route_is_openai(req->route))
-		o = json_pack("{s:{s:s,s:s,s:n,s:n}}", "error", "message", msg, "type",
-		    openai_error_type(status), "param", "code");
-	else
-		o = json_pack("{s:s}", "error", msg);
-	s = json_dumps(o, JSON_COMPACT);
 	request_reply(req, status, "application/json; charset=utf-8", s, strlen(s));
 	free(s);
 	json_decref(o);

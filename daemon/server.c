@@ -179,34 +179,24 @@ on_signal(int fd, uint32_t events, void *arg)
 
 /* ---- admin endpoints ---- */
 
-static void
-answer(struct local_answer *out, int status, json_t *o)
-{
-	out->status = status;
-	out->ctype = "application/json; charset=utf-8";
-	out->body = json_dumps(o, JSON_COMPACT);
-	out->len = strlen(out->body);
-	json_decref(o);
-}
-
 void
 server_admin_reload(const char *url, struct local_answer *out)
 {
 	if (srv.draining) {
-		answer(out, 503, json_pack("{s:s}", "error", "harmonicd is shutting down"));
+		api_answer_json(out, 503, json_pack("{s:s}", "error", "harmonicd is shutting down"));
 		return;
 	}
 	if (server_reload() == 0)
-		answer(out, 200, json_pack("{s:s,s:I}", "status", "reloaded", "reloads", (json_int_t)srv.reload.reloads));
+		api_answer_json(out, 200, json_pack("{s:s,s:I}", "status", "reloaded", "reloads", (json_int_t)srv.reload.reloads));
 	else
-		answer(out, 422, json_pack("{s:s,s:s}", "error", "configuration rejected; previous one kept", "detail",
+		api_answer_json(out, 422, json_pack("{s:s,s:s}", "error", "configuration rejected; previous one kept", "detail",
 		    srv.reload.last_error));
 }
 
 void
 server_admin_drain(const char *url, struct local_answer *out)
 {
-	answer(out, 202, json_pack("{s:s,s:I}", "status", "draining", "open_requests",
+	api_answer_json(out, 202, json_pack("{s:s,s:I}", "status", "draining", "open_requests",
 	    (json_int_t)request_live_count()));
 	server_drain("POST /admin/drain");
 }

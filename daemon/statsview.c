@@ -147,11 +147,5 @@ statsview_start(void)
 void
 statsview_answer(const char *url, struct local_answer *out)
 {
-	json_t *o = statsview_json();
-
-	out->status = 200;
-	out->ctype = "application/json; charset=utf-8";
-	out->body = json_dumps(o, JSON_COMPACT);
-	out->len = strlen(out->body);
-	json_decref(o);
+	api_answer_json(out, 200, statsview_json());
 }

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 struct request;
 struct config;
 
@@ -71,6 +73,12 @@ struct api_parsed {
 	int status;             /* error status when parsing failed */
 	char *error;            /* error message; owned */
 };
+/* An error body in r's API shape: Ollama's {"error":"msg"} or OpenAI's
+ * {"error":{"message","type","param","code"}}.  Caller owns it. */
+json_t *api_error_body(const struct route *r, int status, const char *msg);
+/* Fill out with status and o serialised (compact); takes o's reference. */
+void api_answer_json(struct local_answer *out, int status, json_t *o);
+
 /* Pure parser behind api_parse: model lookup through find (NULL = unknown).
  * Returns API_PARSED or API_REJECTED with status/error set. */
 enum api_result api_parse_body(const struct route *r, const char *body, size_t len, const struct config *cfg,
