@@ -279,6 +279,17 @@ api_parse(struct request *req)
 	}
 	req->model = sched_find_model(p.model);
 	req->stream = p.stream;
+	if (req->route->kind == ROUTE_FORWARD && strcmp(req->model->cfg->ollama, p.model) != 0) {
+		/* The backend will say its tag; the client must read its name. */
+		json_t *from = json_string(req->model->cfg->ollama), *to = json_string(p.model);
+		char *f = json_dumps(from, JSON_ENCODE_ANY), *t = json_dumps(to, JSON_ENCODE_ANY);
+		req->echo_from = xasprintf("\"model\":%s", f);
+		req->echo_to = xasprintf("\"model\":%s", t);
+		free(f);
+		free(t);
+		json_decref(from);
+		json_decref(to);
+	}
 	req->up_body = p.up_body;
 	req->up_body_len = p.up_body_len;
 	p.up_body = NULL;

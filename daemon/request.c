@@ -78,6 +78,9 @@ request_free(void *arg)
 	free(req->agent);
 	free(req->body);
 	free(req->up_body);
+	free(req->echo_from);
+	free(req->echo_to);
+	free(req->tail);
 	free(req->errbody);
 	free(req->buf);
 	free(req->reply_body);

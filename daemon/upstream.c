@@ -246,6 +246,59 @@ commit(struct request *req)
 	request_wake(req);
 }
 
+/* Append one line (with its newline, if any) to the relay buffer with the
+ * backend's model tag replaced by the client's name (first occurrence:
+ * Ollama writes it once per object). */
+static void
+append_renamed(struct request *req, const char *line, size_t n)
+{
+	size_t fl = strlen(req->echo_from);
+	const char *at = memmem(line, n, req->echo_from, fl);
+
+	if (at == NULL) {
+		request_buf_append(req, line, n);
+		return;
+	}
+	request_buf_append(req, line, (size_t)(at - line));
+	request_buf_append(req, req->echo_to, strlen(req->echo_to));
+	request_buf_append(req, at + fl, n - (size_t)(at - line) - fl);
+}
+
+/* Relay with renaming: only whole lines leave; a partial one waits in
+ * req->tail for its newline (or the end of the body). */
+static void
+relay_renamed(struct request *req, const char *data, size_t len)
+{
+	const char *nl;
+
+	while ((nl = memchr(data, '\n', len)) != NULL) {
+		size_t take = (size_t)(nl - data) + 1;
+		if (req->tail_len > 0) {
+			req->tail = xreallocarray(req->tail, req->tail_len + take, 1);
+			memcpy(req->tail + req->tail_len, data, take);
+			append_renamed(req, req->tail, req->tail_len + take);
+			req->tail_len = 0;
+		} else {
+			append_renamed(req, data, take);
+		}
+		data += take;
+		len -= take;
+	}
+	if (len > 0) {
+		req->tail = xreallocarray(req->tail, req->tail_len + len, 1);
+		memcpy(req->tail + req->tail_len, data, len);
+		req->tail_len += len;
+	}
+}
+
+static void
+flush_tail(struct request *req)
+{
+	if (req->tail_len > 0)
+		append_renamed(req, req->tail, req->tail_len);
+	req->tail_len = 0;
+}
+
 static void
 run_wake(void *arg)
 {
@@ -285,7 +338,10 @@ on_data(char *data, size_t size, size_t n, void *ud)
 		req->up_paused = true; /* curl hands the same bytes again on resume */
 		return CURL_WRITEFUNC_PAUSE;
 	}
-	request_buf_append(req, data, len);
+	if (req->echo_from != NULL)
+		relay_renamed(req, data, len);
+	else
+		request_buf_append(req, data, len);
 	count_tokens(req, tokscan_feed(&req->scan, data, len));
 	/* Wake the client once per loop iteration, not once per chunk: chunks
 	 * that arrived together leave in one write. */
@@ -459,6 +515,8 @@ finish_ok(struct request *req)
 
 	if (req->state == REQUEST_WAITING)
 		commit(req); /* a 2xx with an empty body */
+	if (req->echo_from != NULL)
+		flush_tail(req);
 	tokscan_finish(&req->scan);
 	ev = req->scan.have_counts ? req->scan.eval_count : (int64_t)req->scan.token_lines;
 	pe = req->scan.have_counts ? req->scan.prompt_eval_count : 0;
@@ -488,6 +546,8 @@ finish_error_midstream(struct request *req, const char *why)
 		line = xasprintf("data: %s\n\n", s);
 	else
 		line = xasprintf("%s\n", s);
+	if (req->echo_from != NULL)
+		flush_tail(req);
 	/* Make sure the error starts on a line of its own. */
 	if (request_buf_pending(req) > 0 && req->buf[req->buf_len - 1] != '\n')
 		request_buf_append(req, "\n", 1);

@@ -83,6 +83,13 @@ struct request {
 	struct ev_timer watch_timer;    /* arms the disconnect watch if still waiting */
 	uint64_t t_arrive_us, t_enqueue_us, t_dispatch_us, t_first_byte_us;
 
+	/* model name echo: the backend answers with its tag; clients expect
+	 * the name they sent (checklist item 11).  Both NULL when they match. */
+	char *echo_from;                /* "\"model\":\"TAG\"" as the backend writes it; owned */
+	char *echo_to;                  /* "\"model\":\"NAME\"" JSON-escaped; owned */
+	char *tail;                     /* partial line held back for the rename; owned */
+	size_t tail_len;
+
 	/* upstream */
 	char *up_body;                  /* rewritten JSON sent to the backend; owned */
 	size_t up_body_len;

@@ -36,6 +36,7 @@ test('ollama client: chat streaming and not, generate streaming and not, list, s
   const chat = await ollama.chat({ model: 'Executive', messages: [{ role: 'user', content: 'hi' }], options: { num_predict: 4 } });
   assert.equal(chat.done, true);
   assert.equal(chat.eval_count, 4);
+  assert.equal(chat.model, 'Executive', 'the model is echoed as the client sent it');
 
   let streamed = 0;
   for await (const part of await ollama.generate({ model: 'qwen3:8b', prompt: 'x', stream: true, options: { num_predict: 6 } })) {
@@ -44,6 +45,10 @@ test('ollama client: chat streaming and not, generate streaming and not, list, s
   assert.equal(streamed, 6);
   const g = await ollama.generate({ model: 'thinker', prompt: 'x', options: { num_predict: 3 } });
   assert.equal(g.done, true);
+  assert.equal(g.model, 'thinker', 'a role mapped to a backend tag is echoed by its name');
+  for await (const part of await ollama.chat({ model: 'thinker:latest', messages: [{ role: 'user', content: 'x' }], stream: true, options: { num_predict: 3 } })) {
+    assert.equal(part.model, 'thinker:latest');
+  }
   assert.equal(g.eval_count, 3);
 
   const list = await ollama.list();
@@ -72,6 +77,8 @@ test('openai client: chat completions streaming with usage and not, completions,
   const usage = chunks.at(-1).usage;
   assert.equal(usage.completion_tokens, 5);
 
+  const renamed = await client.chat.completions.create({ model: 'thinker', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2, stream: true });
+  for await (const ch of renamed) assert.equal(ch.model, 'thinker');
   const c = await client.chat.completions.create({ model: 'operator', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3 });
   assert.equal(c.choices[0].message.role, 'assistant');
   assert.equal(c.usage.completion_tokens, 3);
