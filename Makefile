@@ -71,7 +71,8 @@ deps:
 	@scripts/deps.sh
 
 # The embedded default stack: two simulated hosts and the daemon.
-run: deps
+run:
+	@scripts/deps.sh --build
 	@$(MAKE) --no-print-directory all
 	@scripts/run-demo.sh $(BUILD)
 
