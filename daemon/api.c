@@ -172,8 +172,8 @@ unknown_model_message(const struct route *r, const char *name)
 	return xasprintf("model '%s' not found", name);
 }
 
-static void
-pin_options(json_t *o, const struct cfg_model *m)
+void
+api_pin_options(json_t *o, const struct cfg_model *m)
 {
 	if (m->num_ctx > 0) {
 		json_t *opts = json_object_get(o, "options");
@@ -250,7 +250,7 @@ api_parse_body(const struct route *r, const char *body, size_t len, const struct
 	if (strcmp(m->ollama, out->model) != 0 || r->kind == ROUTE_SHOW)
 		json_object_set_new(o, "model", json_string(m->ollama));
 	if (is_native_inference(r))
-		pin_options(o, m);
+		api_pin_options(o, m);
 	out->up_body = json_dumps(o, JSON_COMPACT);
 	out->up_body_len = strlen(out->up_body);
 	json_decref(o);

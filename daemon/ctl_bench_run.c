@@ -175,14 +175,7 @@ append(struct stream *st, const char *buf, size_t n)
 		set_error(st->rq, "response line longer than 1 MiB");
 		return;
 	}
-	if (st->len + n > st->cap) {
-		size_t cap = st->cap ? st->cap : 512;
-
-		while (cap < st->len + n)
-			cap *= 2;
-		st->line = xreallocarray(st->line, cap, 1);
-		st->cap = cap;
-	}
+	st->line = xgrow(st->line, &st->cap, st->len + n, 512);
 	memcpy(st->line + st->len, buf, n);
 	st->len += n;
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "config.h"
 #include "ev.h"
 #include "log.h"
@@ -77,12 +78,7 @@ warm_models(struct rt_host *h)
 			if (p->host != h || !sched_claim(p))
 				continue;
 			o = json_pack("{s:s}", "model", m->cfg->ollama);
-			if (m->cfg->num_ctx > 0)
-				json_object_set_new(o, "options", json_pack("{s:i}", "num_ctx", m->cfg->num_ctx));
-			if (m->cfg->keep_alive_kind == KEEP_ALIVE_SECONDS)
-				json_object_set_new(o, "keep_alive", json_real(m->cfg->keep_alive_s));
-			else if (m->cfg->keep_alive_kind == KEEP_ALIVE_STRING)
-				json_object_set_new(o, "keep_alive", json_string(m->cfg->keep_alive_str));
+			api_pin_options(o, m->cfg);
 			s = json_dumps(o, JSON_COMPACT);
 			if (upstream_probe(h, "/api/generate", s, sched->cfg->request_timeout, on_warm, p) < 0)
 				sched_unclaim(p);

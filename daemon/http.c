@@ -128,19 +128,6 @@ prepare(void *arg)
 	return -1;
 }
 
-static void
-mhd_logger(void *cls, const char *fmt, va_list ap)
-{
-	char msg[512];
-
-	/* Client disconnects are routine; keep them out of the warning log. */
-	if (!log_enabled(LOG_LEVEL_DEBUG))
-		return;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	msg[strcspn(msg, "\n")] = '\0';
-	log_debug("mhd: %s", msg);
-}
-
 /* MHD's %XX decoding, except that an encoded NUL would cut the string
  * short ("/api/tags%00x" routed as "/api/tags"): such a URL or argument
  * becomes empty, which no route matches (404). */
@@ -158,6 +145,17 @@ unescape_url(void *cls, struct MHD_Connection *c, char *s)
 
 /* ---- answers ---- */
 
+static void
+add_retry_after(struct MHD_Response *r, int seconds)
+{
+	char v[16];
+
+	if (seconds <= 0)
+		return;
+	snprintf(v, sizeof(v), "%d", seconds);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, v);
+}
+
 static enum MHD_Result
 queue_buffer(struct MHD_Connection *c, int status, const char *ctype, char *body, size_t len, int retry_after)
 {
@@ -165,11 +163,7 @@ queue_buffer(struct MHD_Connection *c, int status, const char *ctype, char *body
 	enum MHD_Result ret;
 
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-	if (retry_after > 0) {
-		char v[16];
-		snprintf(v, sizeof(v), "%d", retry_after);
-		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, v);
-	}
+	add_retry_after(r, retry_after);
 	ret = MHD_queue_response(c, (unsigned)status, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -263,11 +257,7 @@ respond(struct request *req)
 	case REQUEST_REPLYING:
 		r = MHD_create_response_from_buffer(req->reply_len, req->reply_body, MHD_RESPMEM_MUST_COPY);
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, req->reply_ctype);
-		if (req->retry_after > 0) {
-			char v[16];
-			snprintf(v, sizeof(v), "%d", req->retry_after);
-			MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, v);
-		}
+		add_retry_after(r, req->retry_after);
 		add_harmonic_headers(r, req);
 		ret = MHD_queue_response(req->conn, (unsigned)req->reply_status, r);
 		MHD_destroy_response(r);
@@ -555,13 +545,7 @@ on_access(void *cls, struct MHD_Connection *c, const char *url, const char *meth
 			req->body_too_large = true; /* keep reading, answer 413 at the end */
 			return MHD_YES;
 		}
-		if (req->body_len + n > req->body_cap) {
-			size_t cap = req->body_cap ? req->body_cap : 1024;
-			while (cap < req->body_len + n)
-				cap *= 2;
-			req->body = xreallocarray(req->body, cap, 1);
-			req->body_cap = cap;
-		}
+		req->body = xgrow(req->body, &req->body_cap, req->body_len + n, 1024);
 		memcpy(req->body + req->body_len, upload, n);
 		req->body_len += n;
 		return MHD_YES;
@@ -663,7 +647,7 @@ start_listener(int fd, const struct config *cfg, char *unix_path)
 	const union MHD_DaemonInfo *info;
 
 	l->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-	    on_access, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
+	    on_access, NULL, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
 	    MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned)cfg->idle_timeout, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections + CONN_HEADROOM,

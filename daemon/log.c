@@ -94,6 +94,18 @@ LOG_FN(log_debug, LOG_LEVEL_DEBUG)
 LOG_FN(log_errx, LOG_LEVEL_ERR)
 
 void
+log_mhd(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+
+	if (!log_enabled(LOG_LEVEL_DEBUG))
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg[strcspn(msg, "\n")] = '\0';
+	log_debug("mhd: %s", msg);
+}
+
+void
 log_warn(const char *fmt, ...)
 {
 	int saved = errno;

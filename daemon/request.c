@@ -186,13 +186,7 @@ request_buf_append(struct request *req, const char *data, size_t len)
 			req->buf_len -= req->buf_off;
 			req->buf_off = 0;
 		}
-		if (req->buf_len + len > req->buf_cap) {
-			size_t cap = req->buf_cap ? req->buf_cap : 4096;
-			while (cap < req->buf_len + len)
-				cap *= 2;
-			req->buf = xreallocarray(req->buf, cap, 1);
-			req->buf_cap = cap;
-		}
+		req->buf = xgrow(req->buf, &req->buf_cap, req->buf_len + len, 4096);
 	}
 	memcpy(req->buf + req->buf_len, data, len);
 	req->buf_len += len;

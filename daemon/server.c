@@ -48,6 +48,14 @@ static struct {
 	struct reload_status reload;
 } srv;
 
+/* Config diagnostics go to the log with their severity. */
+static void
+log_diags(const struct config_diags *d)
+{
+	for (int i = 0; i < d->n; i++)
+		(d->v[i].severity == DIAG_ERROR ? log_errx : log_warnx)("%s", d->v[i].text);
+}
+
 static double
 uptime_s(void)
 {
@@ -75,8 +83,7 @@ server_reload(void)
 	log_info("reloading %s", srv.file);
 	notify_reloading();
 	cfg = config_load(srv.file, &diags);
-	for (int i = 0; i < diags.n; i++)
-		(diags.v[i].severity == DIAG_ERROR ? log_errx : log_warnx)("%s", diags.v[i].text);
+	log_diags(&diags);
 	if (cfg == NULL) {
 		srv.reload.failures++;
 		srv.reload.last_failure_s = uptime_s();
@@ -225,8 +232,7 @@ server_run(const char *file, bool debug)
 	sigset_t mask;
 	int sfd, rc = 0;
 
-	for (int i = 0; i < diags.n; i++)
-		(diags.v[i].severity == DIAG_ERROR ? log_errx : log_warnx)("%s", diags.v[i].text);
+	log_diags(&diags);
 	config_diags_free(&diags);
 	if (cfg == NULL) {
 		log_errx("%s: configuration is not valid; not starting", file);

@@ -829,18 +829,6 @@ completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestT
 	free(req);
 }
 
-/* MHD reports every client disconnect as an error; they are routine here. */
-static void
-mhd_logger(void *cls, const char *fmt, va_list ap)
-{
-	char buf[512];
-	if (!log_enabled(LOG_LEVEL_DEBUG))
-		return;
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	buf[strcspn(buf, "\n")] = '\0';
-	log_debug("mhd: %s", buf);
-}
-
 int
 sim_http_start(const char *listen, int loop_epfd)
 {
@@ -869,7 +857,7 @@ sim_http_start(const char *listen, int loop_epfd)
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	H.mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, NULL,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
+	    MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL,
 	    MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 	    MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
 	    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,

@@ -23,13 +23,7 @@ sim_buf_append(struct sim_buf *b, const char *data, size_t len)
 {
 	if (b->off > 0 && b->off == b->len)
 		b->off = b->len = 0;    /* everything was sent: reuse from the start */
-	if (b->len + len + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (cap < b->len + len + 1)
-			cap *= 2;
-		b->data = xreallocarray(b->data, cap, 1);
-		b->cap = cap;
-	}
+	b->data = xgrow(b->data, &b->cap, b->len + len + 1, 256);
 	memcpy(b->data + b->len, data, len);
 	b->len += len;
 	b->data[b->len] = '\0';

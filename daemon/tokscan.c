@@ -118,13 +118,7 @@ append(struct tokscan *ts, const char *buf, size_t n)
 		ts->len = 0;
 		return;
 	}
-	if (ts->len + n > ts->cap) {
-		size_t cap = ts->cap ? ts->cap : 256;
-		while (cap < ts->len + n)
-			cap *= 2;
-		ts->line = xreallocarray(ts->line, cap, 1);
-		ts->cap = cap;
-	}
+	ts->line = xgrow(ts->line, &ts->cap, ts->len + n, 256);
 	memcpy(ts->line + ts->len, buf, n);
 	ts->len += n;
 }

@@ -42,6 +42,19 @@ xreallocarray(void *ptr, size_t nmemb, size_t size)
 	return p;
 }
 
+void *
+xgrow(void *p, size_t *cap, size_t need, size_t min)
+{
+	size_t c = *cap ? *cap : min;
+
+	if (need <= *cap)
+		return p;
+	while (c < need)
+		c *= 2;
+	*cap = c;
+	return xreallocarray(p, c, 1);
+}
+
 char *
 xstrdup(const char *s)
 {

@@ -76,6 +76,10 @@ struct api_parsed {
 /* An error body in r's API shape: Ollama's {"error":"msg"} or OpenAI's
  * {"error":{"message","type","param","code"}}.  Caller owns it. */
 json_t *api_error_body(const struct route *r, int status, const char *msg);
+struct cfg_model;
+/* Set m's pinned options.num_ctx and keep_alive on a native request body o
+ * (requests and warm-up loads alike, so a load matches what requests ask). */
+void api_pin_options(json_t *o, const struct cfg_model *m);
 /* Fill out with status and o serialised (compact); takes o's reference. */
 void api_answer_json(struct local_answer *out, int status, json_t *o);
 

@@ -6,6 +6,7 @@
 #ifndef HARMONIC_LOG_H
 #define HARMONIC_LOG_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 
 enum log_level { LOG_LEVEL_ERR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG, LOG_LEVEL_COUNT };
@@ -19,6 +20,10 @@ bool log_enabled(enum log_level level);
 /* Parse "error", "warn", "info", "debug"; -1 when unknown. */
 int log_level_parse(const char *s);
 const char *log_level_name(enum log_level level);
+
+/* A libmicrohttpd external logger: its messages are routine (client
+ * disconnects) and go to the debug level, one line each. */
+void log_mhd(void *cls, const char *fmt, va_list ap);
 
 /* log_warn appends strerror(errno) and preserves errno. */
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

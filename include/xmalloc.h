@@ -11,6 +11,9 @@ void *xmalloc(size_t size);
 /* Zeroed array; checks nmemb * size for overflow. */
 void *xcalloc(size_t nmemb, size_t size);
 void *xreallocarray(void *ptr, size_t nmemb, size_t size);
+/* Make the byte buffer p (capacity *cap) hold at least need bytes, doubling
+ * from min: amortised O(1) appends.  Returns the (maybe moved) buffer. */
+void *xgrow(void *p, size_t *cap, size_t need, size_t min);
 /* Caller owns the copy (free). */
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "../unit/fixture_api.h"
 #include "config.h"
 #include "log.h"
 
@@ -23,17 +24,6 @@ static const char *const paths[] = {
 };
 #define N_PATHS (sizeof(paths) / sizeof(paths[0]))
 
-static const char *conf_text =
-    "hosts = ( { name = \"h\"; url = \"http://127.0.0.1:11434\"; memory_gb = 64.0; num_parallel = 8; } );\n"
-    "tiers = ( { name = \"all\"; } );\n"
-    "models = (\n"
-    "  { name = \"qwen3:4b\"; tier = \"all\"; base_gb = 2.5; kv_gb = 0.3; num_ctx = 4096;\n"
-    "    keep_alive = \"30m\"; placements = ( { host = \"h\"; parallel = 2; } ); },\n"
-    "  { name = \"Coder\"; ollama = \"qwen2.5-coder:7b\"; tier = \"all\"; base_gb = 5.0; kv_gb = 0.5;\n"
-    "    num_ctx = 8192; keep_alive = 300; placements = ( { host = \"h\"; parallel = 1; } ); },\n"
-    "  { name = \"plain\"; tier = \"all\"; base_gb = 1.0; kv_gb = 0.1; num_ctx = 0;\n"
-    "    placements = ( { host = \"h\"; parallel = 1; } ); }\n"
-    ");\n";
 
 static struct config *cfg;
 static const struct route *routes[N_PATHS];
@@ -44,7 +34,7 @@ setup(void)
 	struct config_diags d = {0};
 
 	log_init("fuzz_api", LOG_LEVEL_ERR);
-	cfg = config_load_string(conf_text, "fuzz.conf", &d);
+	cfg = config_load_string(fixture_api_conf, "fuzz.conf", &d);
 	config_diags_free(&d);
 	if (cfg == NULL)
 		abort();

@@ -15,21 +15,11 @@
 #include <string.h>
 
 #include "api.h"
+#include "fixture_api.h"
 #include "config.h"
 #include "log.h"
 #include "test_util.h"
 
-static const char *conf_text =
-    "hosts = ( { name = \"h\"; url = \"http://127.0.0.1:11434\"; memory_gb = 64.0; num_parallel = 8; } );\n"
-    "tiers = ( { name = \"all\"; } );\n"
-    "models = (\n"
-    "  { name = \"qwen3:4b\"; tier = \"all\"; base_gb = 2.5; kv_gb = 0.3; num_ctx = 4096;\n"
-    "    keep_alive = \"30m\"; placements = ( { host = \"h\"; parallel = 2; } ); },\n"
-    "  { name = \"Coder\"; ollama = \"qwen2.5-coder:7b\"; tier = \"all\"; base_gb = 5.0; kv_gb = 0.5;\n"
-    "    num_ctx = 8192; keep_alive = 300; placements = ( { host = \"h\"; parallel = 1; } ); },\n"
-    "  { name = \"plain\"; tier = \"all\"; base_gb = 1.0; kv_gb = 0.1; num_ctx = 0;\n"
-    "    placements = ( { host = \"h\"; parallel = 1; } ); }\n"
-    ");\n";
 
 static struct config *cfg;
 
@@ -38,7 +28,7 @@ setup(void **state)
 {
 	struct config_diags d = {0};
 
-	cfg = config_load_string(conf_text, "test.conf", &d);
+	cfg = config_load_string(fixture_api_conf, "test.conf", &d);
 	if (cfg == NULL)
 		diags_dump(&d);
 	config_diags_free(&d);
