@@ -4,7 +4,8 @@
 # maxconn equal to harmonicd's slots), in one run, printing ratios.
 #   (a) saturation: a fast backend answering 200-line NDJSON streams,
 #       64 clients (wrk): requests/s and latency p50/p99;
-#   (b) realistic: 256 concurrent streams at ~50 tokens/s each: delivered
+#   (b) realistic: 256 concurrent streams at ~50 tokens/s each (16 batches
+#       of 16, then the two extremes for the record): delivered
 #       tokens/s, added per-token latency p50/p99, harmonicd's CPU time.
 # Usage: scripts/bench-proxy.sh [--seconds N] [--build DIR]
 set -euo pipefail
@@ -100,37 +101,55 @@ printf '%-10s %10s %10s %10s\n' direct "$d_rps" "$d_p50" "$d_p99" harmonicd "$h_
 awk -v h="$h_rps" -v d="$d_rps" -v a="$a_rps" 'BEGIN { printf "harmonicd/direct %.3f   harmonicd/haproxy %.3f   haproxy/direct %.3f\n", h/d, h/a, a/d }'
 stop_stack
 
-echo "== (b) realistic: 256 concurrent streams at ~50 tokens/s, ${secs}s each"
 start_stack 1 256
 cc -O2 -std=c11 -Wall -o "$work/streamload" "$top/scripts/bench/streamload.c" $(pkg-config --cflags --libs libcurl)
-load() { "$work/streamload" "$1/api/generate" 256 "$secs" 250; }
+hz=$(getconf CLK_TCK)
+
+# $1 = label, $2 = stream groups (streamload.c), $3.. = targets
+# (direct harmonicd haproxy).
 # A discarded warm-up, then three interleaved rounds; medians per target
 # (the per-token delay is sensitive to what else the 2 cores are doing).
-load "http://127.0.0.1:$SIM" > /dev/null
-c0=$(cpu_ticks "$HDPID"); hd_ns=0
-for r in 1 2 3; do
-	load "http://127.0.0.1:$SIM" >> "$work/b.direct"
-	t0=$(date +%s%N)
-	load "http://127.0.0.1:$HD" >> "$work/b.hd"
-	t1=$(date +%s%N)
-	hd_ns=$((hd_ns + t1 - t0))
-	load "http://127.0.0.1:$HA" >> "$work/b.ha"
-done
-c1=$(cpu_ticks "$HDPID")
-hz=$(getconf CLK_TCK)
-node -e '
-const [d, h, a, ticks, hz, wall] = process.argv.slice(1);
+run_b() {
+	local label=$1 groups=$2 t url c0 c1 t0 t1 hd_ns=0
+	shift 2
+	rm -f "$work"/b.*
+	"$work/streamload" "http://127.0.0.1:$SIM/api/generate" 256 "$secs" 250 "$groups" > /dev/null
+	c0=$(cpu_ticks "$HDPID")
+	for r in 1 2 3; do
+		for t in "$@"; do
+			case $t in direct) url=$SIM ;; harmonicd) url=$HD ;; haproxy) url=$HA ;; esac
+			t0=$(date +%s%N)
+			"$work/streamload" "http://127.0.0.1:$url/api/generate" 256 "$secs" 250 "$groups" >> "$work/b.$t"
+			t1=$(date +%s%N)
+			if [ "$t" = harmonicd ]; then hd_ns=$((hd_ns + t1 - t0)); fi
+		done
+	done
+	c1=$(cpu_ticks "$HDPID")
+	node -e '
+const fs = require("fs");
+const [label, dir, ticks, hz, wall, ...targets] = process.argv.slice(1);
 // Median of the three rounds, field by field.
 const med = (file) => {
-  const rows = require("fs").readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+  const rows = fs.readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l));
   const out = {};
   for (const k of Object.keys(rows[0])) out[k] = rows.map((r) => r[k]).sort((x, y) => x - y)[1];
   return out;
 };
-const D = med(d), H = med(h), A = med(a);
-const row = (n, x) => console.log(n.padEnd(10), x.tokens_per_s.toFixed(0).padStart(10), x.delay_p50_ms.toFixed(3).padStart(10), x.delay_p99_ms.toFixed(3).padStart(10), String(x.errors).padStart(7));
+const M = Object.fromEntries(targets.map((t) => [t, med(`${dir}/b.${t}`)]));
+console.log(`== (b) ${label}`);
 console.log("target".padEnd(10), "tokens/s".padStart(10), "delay p50".padStart(10), "delay p99".padStart(10), "errors".padStart(7), "(delay = client receive - backend created_at, ms; median of 3 rounds)");
-row("direct", D); row("harmonicd", H); row("haproxy", A);
+for (const t of targets)
+  console.log(t.padEnd(10), M[t].tokens_per_s.toFixed(0).padStart(10), M[t].delay_p50_ms.toFixed(3).padStart(10), M[t].delay_p99_ms.toFixed(3).padStart(10), String(M[t].errors).padStart(7));
+const D = M.direct, H = M.harmonicd;
 const cpu = Number(ticks) / Number(hz) / Number(wall);
 console.log(`harmonicd/direct tokens/s ${(H.tokens_per_s / D.tokens_per_s).toFixed(3)}   added per-token latency p50 ${(H.delay_p50_ms - D.delay_p50_ms).toFixed(3)} ms, p99 ${(H.delay_p99_ms - D.delay_p99_ms).toFixed(3)} ms   harmonicd CPU ${cpu.toFixed(3)} cores`);
-' "$work/b.direct" "$work/b.hd" "$work/b.ha" "$((c1 - c0))" "$hz" "$(( hd_ns / 1000000 ))e-3"
+' "$label" "$work" "$((c1 - c0))" "$hz" "$(( hd_ns / 1000000 ))e-3" "$@"
+}
+
+# Realistic: 16 groups of 16 streams, each group one model on one host
+# decoding 16 sequences per step (the report's DGX peak), in its own phase.
+run_b "realistic: 256 concurrent streams at ~50 tokens/s, ${secs}s each (16 batches of 16)" 16 direct harmonicd haproxy
+# The two extremes, reported but not targets: every stream in its own phase
+# (most wake-ups per token), and all 256 in lock step (largest bursts).
+run_b "every stream in its own phase (not a target)" 256 direct harmonicd
+run_b "all 256 streams in lock step (not a target)" 1 direct harmonicd

@@ -7,7 +7,15 @@
  * through a proxy gives the latency the proxy adds per token.  A C client
  * keeps its own jitter far below a millisecond; prints one JSON object.
  *
- *   streamload URL CONCURRENCY SECONDS NUM_PREDICT
+ * The streams form GROUPS groups (default: one per stream).  A group
+ * stands for one model on one host decoding its sequences in one batch:
+ * its streams start together and ask for the same length, so their tokens
+ * arrive together; groups start spread over RAMP_S and lengths vary by
+ * +-20% per group and generation (a fixed pseudo-random sequence, so every
+ * target sees the same load).  GROUPS = 1 is the worst case: every token
+ * of every stream due at the same instant, forever.
+ *
+ *   streamload URL CONCURRENCY SECONDS NUM_PREDICT [GROUPS]
  */
 #define _GNU_SOURCE
 #include <curl/curl.h>
@@ -16,16 +24,21 @@
 #include <string.h>
 #include <time.h>
 
+#define RAMP_S 0.1
+
 struct stream {
 	CURL *easy;
 	char line[4096];
 	size_t len;
+	char body[192];
+	int group, generation;
 };
 
 static double *delays;
 static size_t n_delays, cap_delays;
 static long tokens, errors, streams;
 static double end_at;
+static int predict;
 
 static double
 now_real(void)
@@ -93,12 +106,18 @@ on_data(char *data, size_t size, size_t n, void *ud)
 }
 
 static void
-start(CURLM *m, struct stream *st, const char *url, const char *body, struct curl_slist *hdrs)
+start(CURLM *m, struct stream *st, const char *url, struct curl_slist *hdrs)
 {
+	/* The same length for every stream of a group in one generation. */
+	unsigned h = (unsigned)st->group * 2654435761u ^ (unsigned)st->generation++ * 40503u;
+	int np = predict * 4 / 5 + (int)((h ^ h >> 13) % (unsigned)(predict * 2 / 5 + 1));
+
+	snprintf(st->body, sizeof(st->body),
+	    "{\"model\":\"bench\",\"prompt\":\"hi\",\"options\":{\"num_predict\":%d}}", np);
 	st->easy = curl_easy_init();
 	st->len = 0;
 	curl_easy_setopt(st->easy, CURLOPT_URL, url);
-	curl_easy_setopt(st->easy, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(st->easy, CURLOPT_POSTFIELDS, st->body);
 	curl_easy_setopt(st->easy, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(st->easy, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(st->easy, CURLOPT_WRITEDATA, st);
@@ -117,31 +136,46 @@ cmp(const void *a, const void *b)
 int
 main(int argc, char **argv)
 {
-	char body[256];
 	struct curl_slist *hdrs;
 	struct stream *sts;
 	CURLM *m;
-	int n, running;
+	int n, groups, running, started = 0;
 	double t0, wall;
 
-	if (argc != 5) {
-		fprintf(stderr, "usage: streamload URL CONCURRENCY SECONDS NUM_PREDICT\n");
+	if (argc != 5 && argc != 6) {
+		fprintf(stderr, "usage: streamload URL CONCURRENCY SECONDS NUM_PREDICT [GROUPS]\n");
 		return 64;
 	}
 	n = atoi(argv[2]);
+	predict = atoi(argv[4]);
+	groups = argc == 6 ? atoi(argv[5]) : n;
+	if (n <= 0 || predict <= 0 || groups <= 0 || groups > n) {
+		fprintf(stderr, "streamload: CONCURRENCY and NUM_PREDICT must be positive, 1 <= GROUPS <= CONCURRENCY\n");
+		return 64;
+	}
 	t0 = now_real();
 	end_at = t0 + atof(argv[3]);
-	snprintf(body, sizeof(body), "{\"model\":\"bench\",\"prompt\":\"hi\",\"options\":{\"num_predict\":%d}}",
-	    atoi(argv[4]));
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	m = curl_multi_init();
 	curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)n);
 	hdrs = curl_slist_append(NULL, "Content-Type: application/json");
 	hdrs = curl_slist_append(hdrs, "Expect:");
 	sts = calloc((size_t)n, sizeof(*sts));
-	for (int i = 0; i < n; i++)
-		start(m, &sts[i], argv[1], body, hdrs);
 	do {
+		double now = now_real();
+		int wait_ms = 100;
+
+		/* Group g (streams g * n / groups ...) starts at t0 + g * RAMP_S / groups. */
+		while (started < n) {
+			int g = (int)((long)started * groups / n);
+			double at = t0 + RAMP_S * g / groups;
+			if (now < at) {
+				wait_ms = 1 + (int)((at - now) * 1000.0);
+				break;
+			}
+			sts[started].group = g;
+			start(m, &sts[started++], argv[1], hdrs);
+		}
 		CURLMsg *msg;
 		int left;
 		curl_multi_perform(m, &running);
@@ -160,11 +194,11 @@ main(int argc, char **argv)
 			curl_easy_cleanup(st->easy);
 			st->easy = NULL;
 			if (now_real() < end_at)
-				start(m, st, argv[1], body, hdrs);
+				start(m, st, argv[1], hdrs);
 		}
 		if (now_real() >= end_at)
 			break;
-		curl_multi_poll(m, NULL, 0, 100, NULL);
+		curl_multi_poll(m, NULL, 0, wait_ms, NULL);
 	} while (1);
 	wall = now_real() - t0;
 	qsort(delays, n_delays, sizeof(*delays), cmp);
