@@ -19,8 +19,8 @@
  * its client only when the iteration ends (deferred wakes, then MHD in the
  * prepare hook), so a batch of 256 ready backend sockets made the first
  * token wait for 255 others' reads.  Measured with scripts/bench-proxy.sh
- * case (a): 256 -> 0.84x HAProxy's requests/s, 4 -> 1.0x; 1 and 2 cost more
- * in epoll_wait than they gain.
+ * case (a): 256 -> 0.84-0.90x HAProxy's requests/s, 4 -> 1.00-1.03x
+ * (docs/performance.md).
  */
 #define MAX_EVENTS 4
 #define MAX_PREPARE 4

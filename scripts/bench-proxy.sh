@@ -99,6 +99,7 @@ read -r a_rps a_p50 a_p99 < <(med "$work/a.ha")
 printf '%-10s %10s %10s %10s   (median of 3 rounds)\n' target req/s p50 p99
 printf '%-10s %10s %10s %10s\n' direct "$d_rps" "$d_p50" "$d_p99" harmonicd "$h_rps" "$h_p50" "$h_p99" haproxy "$a_rps" "$a_p50" "$a_p99"
 awk -v h="$h_rps" -v d="$d_rps" -v a="$a_rps" 'BEGIN { printf "harmonicd/direct %.3f   harmonicd/haproxy %.3f   haproxy/direct %.3f\n", h/d, h/a, a/d }'
+awk -v h="$h_rps" -v a="$a_rps" 'BEGIN { printf "%.3f\n", h/a }' > "$work/verdict.a"
 stop_stack
 
 start_stack 1 256
@@ -142,7 +143,9 @@ for (const t of targets)
   console.log(t.padEnd(10), M[t].tokens_per_s.toFixed(0).padStart(10), M[t].delay_p50_ms.toFixed(3).padStart(10), M[t].delay_p99_ms.toFixed(3).padStart(10), String(M[t].errors).padStart(7));
 const D = M.direct, H = M.harmonicd;
 const cpu = Number(ticks) / Number(hz) / Number(wall);
-console.log(`harmonicd/direct tokens/s ${(H.tokens_per_s / D.tokens_per_s).toFixed(3)}   added per-token latency p50 ${(H.delay_p50_ms - D.delay_p50_ms).toFixed(3)} ms, p99 ${(H.delay_p99_ms - D.delay_p99_ms).toFixed(3)} ms   harmonicd CPU ${cpu.toFixed(3)} cores`);
+const v = { tokens: H.tokens_per_s / D.tokens_per_s, p50: H.delay_p50_ms - D.delay_p50_ms, p99: H.delay_p99_ms - D.delay_p99_ms, cpu };
+console.log(`harmonicd/direct tokens/s ${v.tokens.toFixed(3)}   added per-token latency p50 ${v.p50.toFixed(3)} ms, p99 ${v.p99.toFixed(3)} ms   harmonicd CPU ${cpu.toFixed(3)} cores`);
+fs.writeFileSync(`${dir}/verdict.b.${label.split(":")[0]}`, JSON.stringify(v));
 ' "$label" "$work" "$((c1 - c0))" "$hz" "$(( hd_ns / 1000000 ))e-3" "$@"
 }
 
@@ -153,3 +156,19 @@ run_b "realistic: 256 concurrent streams at ~50 tokens/s, ${secs}s each (16 batc
 # (most wake-ups per token), and all 256 in lock step (largest bursts).
 run_b "every stream in its own phase (not a target)" 256 direct harmonicd
 run_b "all 256 streams in lock step (not a target)" 1 direct harmonicd
+
+# The targets of issue 4, judged on this run's figures.
+node -e '
+const fs = require("fs");
+const [dir] = process.argv.slice(1);
+const a = Number(fs.readFileSync(`${dir}/verdict.a`, "utf8"));
+const b = JSON.parse(fs.readFileSync(`${dir}/verdict.b.realistic`, "utf8"));
+const rows = [
+  ["(a) requests/s vs HAProxy", a.toFixed(3), ">= 0.9", a >= 0.9],
+  ["(b) tokens/s vs direct", b.tokens.toFixed(3), ">= 0.99", b.tokens >= 0.99],
+  ["(b) added per-token latency p99", `${b.p99.toFixed(3)} ms`, "< 1 ms", b.p99 < 1],
+  ["(b) harmonicd CPU", `${b.cpu.toFixed(3)} cores`, "< 0.25", b.cpu < 0.25],
+];
+console.log("== targets (issue 4)");
+for (const [what, got, want, ok] of rows) console.log(what.padEnd(34), got.padStart(12), want.padStart(8), ok ? "met" : "NOT MET");
+' "$work"
