@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
 done
 "$top/scripts/deps.sh" haproxy wrk
 make -C "$top" --no-print-directory -s all
-B=$top/$build
+case $build in /*) B=$build ;; *) B=$top/$build ;; esac
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
