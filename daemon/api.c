@@ -1,5 +1,5 @@
 /*
- * api: route table, body parsing and rewriting, local endpoints.
+ * api: body parsing and rewriting, error shapes, the JSON answer helper.
  * Error texts follow Ollama's (reference/ollama-api.md section 3) so
  * drop-in clients see what they expect.
  */
@@ -8,91 +8,12 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "config.h"
-#include "dashboard.h"
-#include "metrics.h"
 #include "ev.h"
 #include "request.h"
 #include "sched.h"
-#include "server.h"
-#include "statsview.h"
 #include "xmalloc.h"
-
-#define OLLAMA_COMPAT_VERSION "0.15.2" /* what /api/version reports: the report's Ollama */
-
-static void local_root(const char *url, struct local_answer *out);
-static void local_version(const char *url, struct local_answer *out);
-static void local_tags(const char *url, struct local_answer *out);
-static void local_ps(const char *url, struct local_answer *out);
-static void local_v1_models(const char *url, struct local_answer *out);
-static void local_v1_model(const char *url, struct local_answer *out);
-static void local_healthz(const char *url, struct local_answer *out);
-static void local_readyz(const char *url, struct local_answer *out);
-
-/* The static route table.  Order matters only for prefix routes. */
-static const struct route routes[] = {
-	{"/", false, "GET HEAD", ROUTE_LOCAL, API_OLLAMA, false, false, local_root, AUTH_NONE},
-	{"/api/version", false, "GET HEAD", ROUTE_LOCAL, API_OLLAMA, false, false, local_version, AUTH_AGENT},
-	{"/api/tags", false, "GET HEAD", ROUTE_LOCAL, API_OLLAMA, false, false, local_tags, AUTH_AGENT},
-	{"/api/ps", false, "GET HEAD", ROUTE_LOCAL, API_OLLAMA, false, false, local_ps, AUTH_AGENT},
-	{"/api/generate", false, "POST", ROUTE_FORWARD, API_OLLAMA, true, true, NULL, AUTH_AGENT},
-	{"/api/chat", false, "POST", ROUTE_FORWARD, API_OLLAMA, true, true, NULL, AUTH_AGENT},
-	{"/api/embed", false, "POST", ROUTE_FORWARD, API_OLLAMA, false, false, NULL, AUTH_AGENT},
-	{"/api/embeddings", false, "POST", ROUTE_FORWARD, API_OLLAMA, false, false, NULL, AUTH_AGENT},
-	{"/api/show", false, "POST", ROUTE_SHOW, API_OLLAMA, false, false, NULL, AUTH_AGENT},
-	{"/api/pull", false, "POST", ROUTE_UNSUPPORTED, API_OLLAMA, false, false, NULL, AUTH_AGENT},
-	{"/api/push", false, "POST", ROUTE_UNSUPPORTED, API_OLLAMA, false, false, NULL, AUTH_AGENT},
-	{"/api/create", false, "POST", ROUTE_UNSUPPORTED, API_OLLAMA, false, false, NULL, AUTH_AGENT},
-	{"/api/copy", false, "POST", ROUTE_UNSUPPORTED, API_OLLAMA, false, false, NULL, AUTH_AGENT},
-	{"/api/delete", false, "DELETE", ROUTE_UNSUPPORTED, API_OLLAMA, false, false, NULL, AUTH_AGENT},
-	{"/v1/chat/completions", false, "POST", ROUTE_FORWARD, API_OPENAI, false, true, NULL, AUTH_AGENT},
-	{"/v1/completions", false, "POST", ROUTE_FORWARD, API_OPENAI, false, true, NULL, AUTH_AGENT},
-	{"/v1/embeddings", false, "POST", ROUTE_FORWARD, API_OPENAI, false, false, NULL, AUTH_AGENT},
-	{"/v1/models", false, "GET", ROUTE_LOCAL, API_OPENAI, false, false, local_v1_models, AUTH_AGENT},
-	{"/v1/models/", true, "GET", ROUTE_LOCAL, API_OPENAI, false, false, local_v1_model, AUTH_AGENT},
-	{"/healthz", false, "GET HEAD", ROUTE_LOCAL, API_HARMONIC, false, false, local_healthz, AUTH_NONE},
-	{"/readyz", false, "GET HEAD", ROUTE_LOCAL, API_HARMONIC, false, false, local_readyz, AUTH_NONE},
-	{"/stats", false, "GET", ROUTE_LOCAL, API_HARMONIC, false, false, statsview_answer, AUTH_NONE},
-	{"/metrics", false, "GET", ROUTE_LOCAL, API_HARMONIC, false, false, metrics_answer, AUTH_NONE},
-	{"/dashboard", false, "GET", ROUTE_LOCAL, API_HARMONIC, false, false, dashboard_answer, AUTH_NONE},
-	{"/admin/reload", false, "POST", ROUTE_LOCAL, API_HARMONIC, false, false, server_admin_reload, AUTH_ADMIN},
-	{"/admin/drain", false, "POST", ROUTE_LOCAL, API_HARMONIC, false, false, server_admin_drain, AUTH_ADMIN},
-};
-
-const struct route *
-api_route(const char *url)
-{
-	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-		const struct route *r = &routes[i];
-		if (r->prefix ? strncmp(url, r->path, strlen(r->path)) == 0 && url[strlen(r->path)] != '\0'
-		              : strcmp(url, r->path) == 0)
-			return r;
-	}
-	return NULL;
-}
-
-bool
-route_allows(const struct route *r, const char *method)
-{
-	const char *p = strstr(r->methods, method);
-	size_t n = strlen(method);
-
-	return p != NULL && (p == r->methods || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' ');
-}
-
-bool
-route_is_openai(const struct route *r)
-{
-	return r->api == API_OPENAI;
-}
-
-const char *
-route_upstream_path(const struct route *r)
-{
-	return r->path;
-}
 
 /* ---- forwarded requests ---- */
 
@@ -320,7 +241,7 @@ api_error_body(const struct route *r, int status, const char *msg)
 	return json_pack("{s:s}", "error", msg);
 }
 
-/* ---- local endpoints ---- */
+/* ---- answers ---- */
 
 void
 api_answer_json(struct local_answer *out, int status, json_t *o)
@@ -330,174 +251,4 @@ api_answer_json(struct local_answer *out, int status, json_t *o)
 	out->body = json_dumps(o, JSON_COMPACT);
 	out->len = strlen(out->body);
 	json_decref(o);
-}
-
-static void
-answer_text(struct local_answer *out, int status, const char *text)
-{
-	out->status = status;
-	out->ctype = "text/plain; charset=utf-8";
-	out->body = xstrdup(text);
-	out->len = strlen(text);
-}
-
-static void
-local_root(const char *url, struct local_answer *out)
-{
-	answer_text(out, 200, "Ollama is running");
-}
-
-static void
-local_version(const char *url, struct local_answer *out)
-{
-	api_answer_json(out, 200, json_pack("{s:s,s:s}", "version", OLLAMA_COMPAT_VERSION, "harmonicd", HARMONIC_VERSION));
-}
-
-/* A stable 64-hex digest from the name (FNV-1a, four lanes): clients only
- * need it to be well-formed and stable. */
-static void
-name_digest(const char *name, char out[65])
-{
-	for (int lane = 0; lane < 4; lane++) {
-		uint64_t h = 1469598103934665603ull ^ (uint64_t)(lane + 1);
-		for (const char *p = name; *p; p++)
-			h = (h ^ (unsigned char)*p) * 1099511628211ull;
-		snprintf(out + lane * 16, 17, "%016llx", (unsigned long long)h);
-	}
-}
-
-static void
-rfc3339_now(char *buf, size_t n)
-{
-	time_t t = time(NULL);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static json_t *
-model_entry(const struct cfg_model *m)
-{
-	char digest[65], when[40];
-	char *display;
-	json_t *o;
-
-	/* Display form keeps the configured case but always shows the tag. */
-	display = strchr(m->name, ':') ? xstrdup(m->name) : xasprintf("%s:latest", m->name);
-	name_digest(m->key, digest);
-	rfc3339_now(when, sizeof(when));
-	o = json_pack("{s:s,s:s,s:s,s:I,s:s,s:{s:s,s:s,s:s,s:[],s:s,s:s}}", "name", display, "model", display,
-	    "modified_at", when, "size", (json_int_t)(m->base_gb * 1e9), "digest", digest, "details",
-	    "parent_model", "", "format", "gguf", "family", "", "families", "parameter_size", "",
-	    "quantization_level", "");
-	free(display);
-	return o;
-}
-
-static void
-local_tags(const char *url, struct local_answer *out)
-{
-	json_t *models = json_array();
-
-	for (int i = 0; i < sched->n_models; i++)
-		json_array_append_new(models, model_entry(sched->models[i].cfg));
-	api_answer_json(out, 200, json_pack("{s:o}", "models", models));
-}
-
-static bool
-host_has_loaded(const struct rt_host *h, const char *tag)
-{
-	char *want = config_model_key(tag);
-	bool found = false;
-
-	for (int i = 0; i < h->n_loaded && !found; i++) {
-		char *have = config_model_key(h->loaded[i]);
-		found = strcmp(have, want) == 0;
-		free(have);
-	}
-	free(want);
-	return found;
-}
-
-static void
-local_ps(const char *url, struct local_answer *out)
-{
-	json_t *models = json_array();
-
-	for (int i = 0; i < sched->n_models; i++) {
-		const struct rt_model *m = &sched->models[i];
-		for (int k = 0; k < m->n_placements; k++) {
-			const struct rt_placement *p = &m->placements[k];
-			json_t *e;
-			if (!host_has_loaded(p->host, m->cfg->ollama))
-				continue;
-			e = model_entry(m->cfg);
-			json_object_set_new(e, "size_vram", json_integer((json_int_t)(p->cfg->memory_gb * 1e9)));
-			json_object_set_new(e, "size", json_integer((json_int_t)(p->cfg->memory_gb * 1e9)));
-			json_object_set_new(e, "expires_at", json_string("2318-01-01T00:00:00Z"));
-			json_object_set_new(e, "context_length", json_integer(m->cfg->num_ctx));
-			json_object_del(e, "modified_at");
-			json_array_append_new(models, e);
-			break;
-		}
-	}
-	api_answer_json(out, 200, json_pack("{s:o}", "models", models));
-}
-
-static json_t *
-v1_model(const struct cfg_model *m)
-{
-	return json_pack("{s:s,s:s,s:I,s:s}", "id", m->name, "object", "model", "created",
-	    (json_int_t)time(NULL), "owned_by", "library");
-}
-
-static void
-local_v1_models(const char *url, struct local_answer *out)
-{
-	json_t *data = json_array();
-
-	for (int i = 0; i < sched->n_models; i++)
-		json_array_append_new(data, v1_model(sched->models[i].cfg));
-	api_answer_json(out, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
-}
-
-static void
-local_v1_model(const char *url, struct local_answer *out)
-{
-	const char *name = url + strlen("/v1/models/");
-	const struct cfg_model *m = config_find_model(sched->cfg, name);
-
-	if (m == NULL) {
-		char *msg = xasprintf("model \"%s\" not found", name);
-		api_answer_json(out, 404, api_error_body(api_route("/v1/models"), 404, msg));
-		free(msg);
-		return;
-	}
-	api_answer_json(out, 200, v1_model(m));
-}
-
-static void
-local_healthz(const char *url, struct local_answer *out)
-{
-	api_answer_json(out, 200, json_pack("{s:s}", "status", "ok"));
-}
-
-static void
-local_readyz(const char *url, struct local_answer *out)
-{
-	int up = 0;
-
-	for (int i = 0; i < sched->n_hosts; i++)
-		up += sched->hosts[i].up;
-	if (server_draining()) {
-		api_answer_json(out, 503, json_pack("{s:s}", "status", "draining"));
-		return;
-	}
-	if (up == 0) {
-		api_answer_json(out, 503, json_pack("{s:s,s:i}", "status", "no host up", "hosts_up", 0));
-		out->retry_after = 1;
-		return;
-	}
-	api_answer_json(out, 200, json_pack("{s:s,s:i}", "status", "ready", "hosts_up", up));
 }

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "route.h"
 #include "auth.h"
 #include "config.h"
 #include "ev.h"
@@ -480,7 +481,7 @@ http_refused_full(void)
 static enum MHD_Result
 first_call(struct MHD_Connection *c, const char *url, const char *method, void **con_cls)
 {
-	const struct route *r = api_route(url);
+	const struct route *r = route_find(url);
 	const union MHD_ConnectionInfo *sc = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	const char *v;
 	struct request *req;

@@ -1,8 +1,8 @@
 /*
- * api: the static route table of SPEC section 4, request parsing for the
- * forwarded endpoints (JSON body -> model, stream flag, the body sent
- * upstream with pinned num_ctx/keep_alive), and the local answers
- * (/, /api/version, /api/tags, /api/ps, /v1/models, /healthz, /readyz).
+ * api: the wire side of a request: parsing for the forwarded endpoints
+ * (JSON body -> model, stream flag, the body sent upstream with pinned
+ * num_ctx/keep_alive), Ollama's and OpenAI's error shapes, and the JSON
+ * answer helper of local endpoints.
  */
 #ifndef HARMONIC_API_H
 #define HARMONIC_API_H
@@ -12,49 +12,10 @@
 
 #include <jansson.h>
 
+#include "route.h"
+
 struct request;
 struct config;
-
-enum route_kind {
-	ROUTE_LOCAL,    /* answered by harmonicd itself */
-	ROUTE_FORWARD,  /* queued, slot-limited, relayed */
-	ROUTE_SHOW,     /* forwarded to one host, no slot */
-	ROUTE_UNSUPPORTED, /* model management belongs on the hosts */
-};
-
-enum route_api { API_OLLAMA, API_OPENAI, API_HARMONIC };
-
-enum route_auth {
-	AUTH_NONE,      /* open: liveness, readiness, statistics */
-	AUTH_AGENT,     /* api_keys_file, when set */
-	AUTH_ADMIN,     /* admin_keys_file; refused when unset */
-};
-
-struct local_answer {
-	int status;
-	const char *ctype;
-	char *body;             /* owned by the answer (free) */
-	size_t len;
-	int retry_after;
-};
-
-struct route {
-	const char *path;
-	bool prefix;            /* path is a prefix (e.g. /v1/models/) */
-	const char *methods;    /* "GET HEAD", "POST" */
-	enum route_kind kind;
-	enum route_api api;
-	bool stream_default;    /* /api/generate, /api/chat: true */
-	bool streams;           /* can stream at all */
-	void (*local)(const char *url, struct local_answer *out);
-	enum route_auth auth;
-};
-
-/* The route for url, or NULL (404). */
-const struct route *api_route(const char *url);
-bool route_allows(const struct route *r, const char *method);
-bool route_is_openai(const struct route *r);
-const char *route_upstream_path(const struct route *r);
 
 enum api_result {
 	API_PARSED,     /* req->model, stream and up_body are set */

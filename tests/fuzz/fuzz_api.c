@@ -39,7 +39,7 @@ setup(void)
 	if (cfg == NULL)
 		abort();
 	for (size_t i = 0; i < N_PATHS; i++)
-		if ((routes[i] = api_route(paths[i])) == NULL)
+		if ((routes[i] = route_find(paths[i])) == NULL)
 			abort();
 }
 

@@ -47,7 +47,7 @@ teardown(void **state)
 static enum api_result
 parse(const char *path, const char *body, struct api_parsed *out)
 {
-	const struct route *r = api_route(path);
+	const struct route *r = route_find(path);
 
 	assert_non_null(r);
 	return api_parse_body(r, body, body ? strlen(body) : 0, cfg, out);
@@ -103,52 +103,52 @@ test_route_lookup(void **state)
 {
 	const struct route *r;
 
-	assert_null(api_route("/nope"));
-	assert_null(api_route("/api/generat"));
-	assert_null(api_route("/api/generate/"));
-	assert_null(api_route(""));
+	assert_null(route_find("/nope"));
+	assert_null(route_find("/api/generat"));
+	assert_null(route_find("/api/generate/"));
+	assert_null(route_find(""));
 
-	r = api_route("/api/generate");
+	r = route_find("/api/generate");
 	assert_non_null(r);
 	assert_string_equal(r->path, "/api/generate");
 	assert_int_equal(r->kind, ROUTE_FORWARD);
 	assert_false(route_is_openai(r));
 	assert_string_equal(route_upstream_path(r), "/api/generate");
 
-	r = api_route("/v1/chat/completions");
+	r = route_find("/v1/chat/completions");
 	assert_non_null(r);
 	assert_true(route_is_openai(r));
 	assert_int_equal(r->kind, ROUTE_FORWARD);
 
-	assert_int_equal(api_route("/api/show")->kind, ROUTE_SHOW);
-	assert_int_equal(api_route("/api/pull")->kind, ROUTE_UNSUPPORTED);
-	assert_int_equal(api_route("/api/tags")->kind, ROUTE_LOCAL);
-	assert_non_null(api_route("/")->local);
+	assert_int_equal(route_find("/api/show")->kind, ROUTE_SHOW);
+	assert_int_equal(route_find("/api/pull")->kind, ROUTE_UNSUPPORTED);
+	assert_int_equal(route_find("/api/tags")->kind, ROUTE_LOCAL);
+	assert_non_null(route_find("/")->local);
 }
 
 static void
 test_route_prefix(void **state)
 {
-	const struct route *list = api_route("/v1/models");
-	const struct route *one = api_route("/v1/models/x");
+	const struct route *list = route_find("/v1/models");
+	const struct route *one = route_find("/v1/models/x");
 
 	assert_non_null(list);
 	assert_false(list->prefix);
 	assert_non_null(one);
 	assert_true(one->prefix);
 	assert_string_equal(one->path, "/v1/models/");
-	assert_ptr_equal(api_route("/v1/models/qwen3:4b"), one);
+	assert_ptr_equal(route_find("/v1/models/qwen3:4b"), one);
 	assert_true(list != one);
 	/* The bare prefix names no model. */
-	assert_null(api_route("/v1/models/"));
+	assert_null(route_find("/v1/models/"));
 }
 
 static void
 test_route_methods(void **state)
 {
-	const struct route *tags = api_route("/api/tags");
-	const struct route *gen = api_route("/api/generate");
-	const struct route *del = api_route("/api/delete");
+	const struct route *tags = route_find("/api/tags");
+	const struct route *gen = route_find("/api/generate");
+	const struct route *del = route_find("/api/delete");
 
 	assert_string_equal(tags->methods, "GET HEAD");
 	assert_true(route_allows(tags, "GET"));
@@ -165,7 +165,7 @@ test_route_methods(void **state)
 	assert_false(route_allows(gen, "POS"));
 	assert_true(route_allows(del, "DELETE"));
 	assert_false(route_allows(del, "LETE"));
-	assert_false(route_allows(api_route("/v1/models"), "HEAD"));
+	assert_false(route_allows(route_find("/v1/models"), "HEAD"));
 }
 
 /* ---- api_parse_body: rejections ---- */
@@ -509,7 +509,7 @@ test_length_bounded(void **state)
 	const char *body = "{\"model\":\"qwen3:4b\"}GARBAGE";
 	struct api_parsed p;
 
-	assert_int_equal(api_parse_body(api_route("/api/generate"), body, 20, cfg, &p), API_PARSED);
+	assert_int_equal(api_parse_body(route_find("/api/generate"), body, 20, cfg, &p), API_PARSED);
 	assert_string_equal(p.model, "qwen3:4b");
 	api_parsed_free(&p);
 	api_parsed_free(&p); /* freeing twice is safe */

@@ -17,17 +17,18 @@
 #include <string.h>
 #include <time.h>
 
-#include "api.h"
 #include "config.h"
 #include "ev.h"
 #include "http.h"
 #include "log.h"
 #include "request.h"
+#include "route.h"
 #include "sched.h"
-#include "server.h"
 #include "upstream.h"
 
-/* ---- link-time stubs for the upstream and the HTTP front ---- */
+/* ---- link-time stubs for the upstream and the HTTP front ----
+ * Only what the scheduler's own modules call: the request path needs no
+ * route table, server or statistics views (route.c holds those). */
 
 static int started;
 static struct request *running[100000];
@@ -51,71 +52,15 @@ upstream_abort(struct request *req)
 }
 
 void
-upstream_unpause(struct request *req)
-{
-}
-
-int
-upstream_active(void)
-{
-	return 0;
-}
-
-int
-upstream_probe(struct rt_host *h, const char *path, const char *post_body, double timeout_s, upstream_probe_cb cb,
-    void *arg)
-{
-	return 0;
-}
-
-void
 http_note_resume(void)
 {
 }
 
-unsigned
-http_connections(void)
-{
-	return 0;
-}
-
-unsigned long long
-http_slow_clients_cut(void)
-{
-	return 0;
-}
-
-unsigned long long
-http_refused_full(void)
-{
-	return 0;
-}
-
-/* server.c is left out too: it would pull in the real HTTP front. */
-bool
-server_draining(void)
-{
-	return false;
-}
-
-const struct reload_status *
-server_reload_status(void)
-{
-	static struct reload_status r;
-	return &r;
-}
-
-void
-server_admin_reload(const char *url, struct local_answer *out)
-{
-}
-
-void
-server_admin_drain(const char *url, struct local_answer *out)
-{
-}
-
 /* ---- helpers ---- */
+
+static const struct route generate_route = {
+	"/api/generate", false, "POST", ROUTE_FORWARD, API_OLLAMA, true, true, NULL, AUTH_AGENT,
+};
 
 static struct config *
 load(const char *text)
@@ -164,7 +109,7 @@ teardown(void **state)
 static struct request *
 submit(const char *model, const char *agent)
 {
-	struct request *req = request_new(NULL, api_route("/api/generate"), cfg);
+	struct request *req = request_new(NULL, &generate_route, cfg);
 
 	req->agent = strdup(agent);
 	req->model = sched_find_model(model);
