@@ -81,21 +81,6 @@ queue_json(struct MHD_Connection *c, unsigned status, json_t *j, bool newline)
 	return ret;
 }
 
-/* A complete reply for a request that has a sim_req (steals j). */
-static void
-reply(struct sim_req *req, int status, json_t *j)
-{
-	char *s = sim_wire_dump(j);
-	json_decref(j);
-	req->out.len = req->out.off = 0;
-	sim_buf_append(&req->out, s, strlen(s));
-	free(s);
-	req->status = status;
-	req->content_type = CT_JSON;
-	req->reply_ready = true;
-	req->finished = true;
-}
-
 /* ---- model listings ---- */
 
 static json_t *
@@ -230,12 +215,6 @@ check_type(struct sim_req *req, json_t *body, const char *key, json_type want, c
 	    api_struct(req->api), key, go_type);
 }
 
-static bool
-is_v1(const struct sim_req *req)
-{
-	return req->api == SIM_API_V1_CHAT || req->api == SIM_API_V1_COMPLETIONS || req->api == SIM_API_V1_EMBEDDINGS;
-}
-
 /* keep_alive: number of seconds or a Go duration; -1 on a 400 (reply set). */
 static int
 parse_keep_alive(struct sim_req *req, json_t *body)
@@ -269,7 +248,7 @@ parse_predict(struct sim_req *req, json_t *body)
 	const struct sim_profile *p = sim_engine_profile();
 	json_t *v;
 
-	if (is_v1(req)) {
+	if (sim_wire_is_v1(req)) {
 		v = json_object_get(body, "max_tokens");
 		if (v != NULL && !json_is_null(v) && !json_is_number(v)) {
 			sim_wire_error(req, 400, "invalid type for 'max_tokens' field");
@@ -316,7 +295,7 @@ parse_messages(struct sim_req *req, json_t *msgs, bool *empty)
 	if (msgs == NULL || json_is_null(msgs))
 		return 0;
 	if (!json_is_array(msgs)) {
-		sim_wire_error(req, 400, is_v1(req) ? "invalid type for 'messages' field"
+		sim_wire_error(req, 400, sim_wire_is_v1(req) ? "invalid type for 'messages' field"
 		    : "json: cannot unmarshal value into Go struct field ChatRequest.messages of type []api.Message");
 		return -1;
 	}
@@ -419,7 +398,7 @@ start_inference(struct sim_req *req, json_t *body)
 	}
 	const char *name = json_string_value(json_object_get(body, "model"));
 	const struct sim_profile_model *pm = sim_profile_find(p, name);
-	if (is_v1(req) && req->api == SIM_API_V1_CHAT) {
+	if (req->api == SIM_API_V1_CHAT) {
 		json_t *msgs = json_object_get(body, "messages");
 		if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
 			sim_wire_error(req, 400, "[] is too short - 'messages'");
@@ -433,7 +412,7 @@ start_inference(struct sim_req *req, json_t *body)
 	req->model = sim_engine_model(pm);
 	req->model_name = xstrdup(name);
 	json_t *stream = json_object_get(body, "stream");
-	req->stream = json_is_boolean(stream) ? json_is_true(stream) : !is_v1(req);
+	req->stream = json_is_boolean(stream) ? json_is_true(stream) : !sim_wire_is_v1(req);
 	req->include_usage = json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage"));
 	req->created = sim_wire_realtime_ns() / 1000000000;
 	req->v1_id = (int)((req->id * 7919u + sim_engine_seed()) % 999u);
@@ -521,12 +500,12 @@ handle_post(struct sim_req *req, const char *url)
 	if (strcmp(url, "/_sim/reset") == 0) {
 		sim_engine_fault_reset();
 		sim_engine_stats_reset();
-		reply(req, 200, json_pack("{s:s}", "status", "reset"));
+		sim_wire_reply(req, 200, json_pack("{s:s}", "status", "reset"));
 		return;
 	}
 	if (strcmp(url, "/_sim/stats/reset") == 0) {
 		sim_engine_stats_reset();
-		reply(req, 200, json_pack("{s:s}", "status", "reset"));
+		sim_wire_reply(req, 200, json_pack("{s:s}", "status", "reset"));
 		return;
 	}
 	if (req->body.len == 0) {
@@ -545,10 +524,10 @@ handle_post(struct sim_req *req, const char *url)
 	if (strcmp(url, "/_sim/fault") == 0) {
 		const char *err = sim_engine_fault_add(body);
 		if (err)
-			reply(req, 400, json_pack("{s:s}", "error", err));
+			sim_wire_reply(req, 400, json_pack("{s:s}", "error", err));
 		else {
 			json_t *stats = sim_engine_stats();
-			reply(req, 200, json_pack("{s:s, s:O}", "status", "armed", "faults",
+			sim_wire_reply(req, 200, json_pack("{s:s, s:O}", "status", "armed", "faults",
 			    json_object_get(stats, "faults")));
 			json_decref(stats);
 		}
@@ -566,7 +545,7 @@ handle_post(struct sim_req *req, const char *url)
 			free(msg);
 			free(norm);
 		} else {
-			reply(req, 200, show(pm));
+			sim_wire_reply(req, 200, show(pm));
 		}
 	} else {
 		start_inference(req, body);

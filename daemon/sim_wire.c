@@ -119,8 +119,8 @@ sim_wire_dump(const json_t *j)
 	return s;
 }
 
-static bool
-is_v1(const struct sim_req *req)
+bool
+sim_wire_is_v1(const struct sim_req *req)
 {
 	return req->api == SIM_API_V1_CHAT || req->api == SIM_API_V1_COMPLETIONS ||
 	    req->api == SIM_API_V1_EMBEDDINGS;
@@ -132,7 +132,7 @@ emit_record(struct sim_req *req, json_t *j)
 {
 	char *s = sim_wire_dump(j);
 	json_decref(j);
-	if (is_v1(req)) {
+	if (sim_wire_is_v1(req)) {
 		sim_buf_append(&req->out, "data: ", 6);
 		sim_buf_append(&req->out, s, strlen(s));
 		sim_buf_append(&req->out, "\n\n", 2);
@@ -147,19 +147,18 @@ emit_record(struct sim_req *req, json_t *j)
 	req->stream_started = true;
 }
 
-/* A complete reply body; steals j. */
-static void
-set_reply(struct sim_req *req, int status, json_t *j)
+void
+sim_wire_reply(struct sim_req *req, int status, json_t *j)
 {
 	char *s = sim_wire_dump(j);
 	json_decref(j);
 	req->out.len = req->out.off = 0;
 	sim_buf_append(&req->out, s, strlen(s));
-	if (is_v1(req))
+	if (sim_wire_is_v1(req))
 		sim_buf_append(&req->out, "\n", 1);
 	free(s);
 	req->status = status;
-	req->content_type = is_v1(req) ? "application/json" : CT_JSON;
+	req->content_type = sim_wire_is_v1(req) ? "application/json" : CT_JSON;
 	req->reply_ready = true;
 	req->finished = true;
 }
@@ -294,14 +293,14 @@ finish_embed(struct sim_req *req)
 	if (req->api == SIM_API_EMBEDDINGS) {
 		json_t *first = json_array_size(vecs) ? json_incref(json_array_get(vecs, 0)) : json_array();
 		json_decref(vecs);
-		set_reply(req, 200, json_pack("{s:o}", "embedding", first));
+		sim_wire_reply(req, 200, json_pack("{s:o}", "embedding", first));
 	} else if (req->api == SIM_API_V1_EMBEDDINGS) {
 		json_t *data = json_array();
 		json_array_foreach(vecs, i, in)
 			json_array_append_new(data, json_pack("{s:s, s:o, s:i}", "object", "embedding",
 			    "embedding", req->base64 ? base64_floats(in) : json_incref(in), "index", (int)i));
 		json_decref(vecs);
-		set_reply(req, 200, json_pack("{s:s, s:o, s:s, s:{s:I, s:I}}", "object", "list", "data", data,
+		sim_wire_reply(req, 200, json_pack("{s:s, s:o, s:s, s:{s:I, s:I}}", "object", "list", "data", data,
 		    "model", req->model_name, "usage", "prompt_tokens", (json_int_t)req->prompt_tokens,
 		    "total_tokens", (json_int_t)req->prompt_tokens));
 	} else {
@@ -312,7 +311,7 @@ finish_embed(struct sim_req *req)
 			json_object_set_new(j, "load_duration", json_integer((json_int_t)(req->t_prompt - req->t_arrival)));
 		if (req->prompt_tokens > 0)
 			json_object_set_new(j, "prompt_eval_count", json_integer((json_int_t)req->prompt_tokens));
-		set_reply(req, 200, j);
+		sim_wire_reply(req, 200, j);
 	}
 }
 
@@ -343,7 +342,7 @@ sim_wire_finish(struct sim_req *req, const char *done_reason)
 			emit_record(req, j);
 			req->finished = true;
 		} else {
-			set_reply(req, 200, j);
+			sim_wire_reply(req, 200, j);
 		}
 		return;
 	case SIM_API_V1_CHAT:
@@ -361,7 +360,7 @@ sim_wire_finish(struct sim_req *req, const char *done_reason)
 		    : json_pack("{s:s, s:i, s:s}", "text", text, "index", 0, "finish_reason", done_reason);
 		json_object_set_new(j, "choices", json_pack("[o]", choice));
 		json_object_set_new(j, "usage", usage(req));
-		set_reply(req, 200, j);
+		sim_wire_reply(req, 200, j);
 		return;
 	}
 	j = v1_chunk(req, chat ? "chat.completion.chunk" : "text_completion");
@@ -386,11 +385,11 @@ void
 sim_wire_load_reply(struct sim_req *req, const char *reason)
 {
 	if (req->api == SIM_API_EMBED) {
-		set_reply(req, 200, json_pack("{s:s, s:[]}", "model", req->model_name, "embeddings"));
+		sim_wire_reply(req, 200, json_pack("{s:s, s:[]}", "model", req->model_name, "embeddings"));
 		return;
 	}
 	if (req->api == SIM_API_EMBEDDINGS) {
-		set_reply(req, 200, json_pack("{s:[]}", "embedding"));
+		sim_wire_reply(req, 200, json_pack("{s:[]}", "embedding"));
 		return;
 	}
 	json_t *j = native_head(req);
@@ -400,7 +399,7 @@ sim_wire_load_reply(struct sim_req *req, const char *reason)
 		json_object_set_new(j, "response", json_string(""));
 	json_object_set_new(j, "done", json_true());
 	json_object_set_new(j, "done_reason", json_string(reason));
-	set_reply(req, 200, j);
+	sim_wire_reply(req, 200, j);
 }
 
 static const char *
@@ -412,11 +411,11 @@ v1_error_type(int status)
 void
 sim_wire_error(struct sim_req *req, int status, const char *message)
 {
-	if (is_v1(req))
-		set_reply(req, status, json_pack("{s:{s:s, s:s, s:n, s:n}}", "error", "message", message, "type",
+	if (sim_wire_is_v1(req))
+		sim_wire_reply(req, status, json_pack("{s:{s:s, s:s, s:n, s:n}}", "error", "message", message, "type",
 		    v1_error_type(status), "param", "code"));
 	else
-		set_reply(req, status, json_pack("{s:s}", "error", message));
+		sim_wire_reply(req, status, json_pack("{s:s}", "error", message));
 }
 
 void
@@ -426,7 +425,7 @@ sim_wire_error_inline(struct sim_req *req, int status, const char *message)
 		sim_wire_error(req, status, message);
 		return;
 	}
-	if (is_v1(req))
+	if (sim_wire_is_v1(req))
 		emit_record(req, json_pack("{s:{s:s, s:s, s:n, s:n}}", "error", "message", message, "type",
 		    v1_error_type(status), "param", "code"));
 	else

@@ -37,6 +37,10 @@ char *sim_wire_dump(const json_t *j);
 void sim_wire_token(struct sim_req *req, const char *word);
 /* The request completed: final chunk (stream) or whole body. */
 void sim_wire_finish(struct sim_req *req, const char *done_reason);
+/* The OpenAI-compatible /v1 routes (their bodies end in a newline). */
+bool sim_wire_is_v1(const struct sim_req *req);
+/* A complete reply body in the route's content type; steals j. */
+void sim_wire_reply(struct sim_req *req, int status, json_t *j);
 /* Empty-prompt reply, done_reason "load" or "unload" (one JSON object). */
 void sim_wire_load_reply(struct sim_req *req, const char *reason);
 /* Error before the first byte: a complete reply with the API's shape. */
