@@ -246,11 +246,23 @@ relay_free(void *cls)
 	request_unref(cls);
 }
 
+/* Queue r, a request's answer, with harmonicd's headers; drops our ref. */
+static enum MHD_Result
+queue_answer(struct request *req, int status, struct MHD_Response *r)
+{
+	enum MHD_Result ret;
+
+	add_harmonic_headers(r, req);
+	ret = MHD_queue_response(req->conn, (unsigned)status, r);
+	MHD_destroy_response(r);
+	req->response_queued = true;
+	return ret;
+}
+
 static enum MHD_Result
 respond(struct request *req)
 {
 	struct MHD_Response *r;
-	enum MHD_Result ret;
 
 	if (req->response_queued)
 		return MHD_YES;
@@ -259,11 +271,7 @@ respond(struct request *req)
 		r = MHD_create_response_from_buffer(req->reply_len, req->reply_body, MHD_RESPMEM_MUST_COPY);
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, req->reply_ctype);
 		add_retry_after(r, req->retry_after);
-		add_harmonic_headers(r, req);
-		ret = MHD_queue_response(req->conn, (unsigned)req->reply_status, r);
-		MHD_destroy_response(r);
-		req->response_queued = true;
-		return ret;
+		return queue_answer(req, req->reply_status, r);
 	case REQUEST_RELAYING:
 	case REQUEST_DRAINING:
 		r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, RELAY_BLOCK, relay_read, request_ref(req),
@@ -272,11 +280,7 @@ respond(struct request *req)
 		    req->up_ctype[0] ? req->up_ctype : "application/json; charset=utf-8");
 		if (req->stream)
 			MHD_add_response_header(r, "X-Accel-Buffering", "no");
-		add_harmonic_headers(r, req);
-		ret = MHD_queue_response(req->conn, (unsigned)req->up_status, r);
-		MHD_destroy_response(r);
-		req->response_queued = true;
-		return ret;
+		return queue_answer(req, (int)req->up_status, r);
 	case REQUEST_QUEUED:
 	case REQUEST_WAITING:
 		/* Woken without an answer: wait again. */
