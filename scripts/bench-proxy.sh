@@ -98,8 +98,9 @@ read -r h_rps h_p50 h_p99 < <(med "$work/a.hd")
 read -r a_rps a_p50 a_p99 < <(med "$work/a.ha")
 printf '%-10s %10s %10s %10s   (median of 3 rounds)\n' target req/s p50 p99
 printf '%-10s %10s %10s %10s\n' direct "$d_rps" "$d_p50" "$d_p99" harmonicd "$h_rps" "$h_p50" "$h_p99" haproxy "$a_rps" "$a_p50" "$a_p99"
-awk -v h="$h_rps" -v d="$d_rps" -v a="$a_rps" 'BEGIN { printf "harmonicd/direct %.3f   harmonicd/haproxy %.3f   haproxy/direct %.3f\n", h/d, h/a, a/d }'
-awk -v h="$h_rps" -v a="$a_rps" 'BEGIN { printf "%.3f\n", h/a }' > "$work/verdict.a"
+awk -v h="$h_rps" -v d="$d_rps" -v a="$a_rps" -v out="$work/verdict.a" 'BEGIN {
+	printf "harmonicd/direct %.3f   harmonicd/haproxy %.3f   haproxy/direct %.3f\n", h/d, h/a, a/d
+	printf "%.3f\n", h/a > out }'
 stop_stack
 
 start_stack 1 256
@@ -128,7 +129,7 @@ run_b() {
 	c1=$(cpu_ticks "$HDPID")
 	node -e '
 const fs = require("fs");
-const [label, dir, ticks, hz, wall, ...targets] = process.argv.slice(1);
+const [label, groups, dir, ticks, hz, wall, ...targets] = process.argv.slice(1);
 // Median of the three rounds, field by field.
 const med = (file) => {
   const rows = fs.readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l));
@@ -145,8 +146,8 @@ const D = M.direct, H = M.harmonicd;
 const cpu = Number(ticks) / Number(hz) / Number(wall);
 const v = { tokens: H.tokens_per_s / D.tokens_per_s, p50: H.delay_p50_ms - D.delay_p50_ms, p99: H.delay_p99_ms - D.delay_p99_ms, cpu };
 console.log(`harmonicd/direct tokens/s ${v.tokens.toFixed(3)}   added per-token latency p50 ${v.p50.toFixed(3)} ms, p99 ${v.p99.toFixed(3)} ms   harmonicd CPU ${cpu.toFixed(3)} cores`);
-fs.writeFileSync(`${dir}/verdict.b.${label.split(":")[0]}`, JSON.stringify(v));
-' "$label" "$work" "$((c1 - c0))" "$hz" "$(( hd_ns / 1000000 ))e-3" "$@"
+fs.writeFileSync(`${dir}/verdict.b.${groups}`, JSON.stringify(v));
+' "$label" "$groups" "$work" "$((c1 - c0))" "$hz" "$(( hd_ns / 1000000 ))e-3" "$@"
 }
 
 # Realistic: 16 groups of 16 streams, each group one model on one host
@@ -162,7 +163,7 @@ node -e '
 const fs = require("fs");
 const [dir] = process.argv.slice(1);
 const a = Number(fs.readFileSync(`${dir}/verdict.a`, "utf8"));
-const b = JSON.parse(fs.readFileSync(`${dir}/verdict.b.realistic`, "utf8"));
+const b = JSON.parse(fs.readFileSync(`${dir}/verdict.b.16`, "utf8")); // the realistic shape
 const rows = [
   ["(a) requests/s vs HAProxy", a.toFixed(3), ">= 0.9", a >= 0.9],
   ["(b) tokens/s vs direct", b.tokens.toFixed(3), ">= 0.99", b.tokens >= 0.99],
