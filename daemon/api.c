@@ -11,6 +11,8 @@
 
 #include "config.h"
 #include "ev.h"
+#include "jsonx.h"
+#include "log.h"
 #include "request.h"
 #include "sched.h"
 #include "xmalloc.h"
@@ -105,9 +107,9 @@ api_pin_options(json_t *o, const struct cfg_model *m)
 		json_object_set_new(opts, "num_ctx", json_integer(m->num_ctx));
 	}
 	if (m->keep_alive_kind == KEEP_ALIVE_SECONDS)
-		json_object_set_new(o, "keep_alive", json_real(m->keep_alive_s));
+		json_object_set_new(o, "keep_alive", jx_real(m->keep_alive_s));
 	else if (m->keep_alive_kind == KEEP_ALIVE_STRING)
-		json_object_set_new(o, "keep_alive", json_string(m->keep_alive_str));
+		json_object_set_new(o, "keep_alive", jx_str(m->keep_alive_str));
 }
 
 enum api_result
@@ -169,12 +171,16 @@ api_parse_body(const struct route *r, const char *body, size_t len, const struct
 	if (r->kind == ROUTE_SHOW)
 		json_object_del(o, "name");
 	if (strcmp(m->ollama, out->model) != 0 || r->kind == ROUTE_SHOW)
-		json_object_set_new(o, "model", json_string(m->ollama));
+		json_object_set_new(o, "model", jx_str(m->ollama));
 	if (is_native_inference(r))
 		api_pin_options(o, m);
-	out->up_body = json_dumps(o, JSON_COMPACT);
-	out->up_body_len = strlen(out->up_body);
+	out->up_body = jx_dump(o, &out->up_body_len);
 	json_decref(o);
+	if (out->up_body == NULL) {
+		free(out->model);
+		out->model = NULL;
+		return reject(out, 500, xstrdup("harmonicd: cannot encode the request for the backend"));
+	}
 	return API_PARSED;
 }
 
@@ -199,11 +205,23 @@ api_parse(struct request *req)
 		return API_REJECTED;
 	}
 	req->model = sched_find_model(p.model);
+	if (req->model == NULL) {
+		/* Parsed against a config that is not the runtime's: request_bind
+		 * prevents it; never dereference the gap. */
+		char *msg = unknown_model_message(req->route, p.model);
+		request_close(req, STATS_REJECTED, "model not in the runtime");
+		request_reply_error(req, 404, msg);
+		free(msg);
+		api_parsed_free(&p);
+		return API_REJECTED;
+	}
 	req->stream = p.stream;
 	if (req->route->kind == ROUTE_FORWARD && strcmp(req->model->cfg->ollama, p.model) != 0) {
 		/* The backend will say its tag; the client must read its name. */
-		json_t *from = json_string(req->model->cfg->ollama), *to = json_string(p.model);
+		json_t *from = jx_str(req->model->cfg->ollama), *to = jx_str(p.model);
 		char *f = json_dumps(from, JSON_ENCODE_ANY), *t = json_dumps(to, JSON_ENCODE_ANY);
+		if (f == NULL || t == NULL)
+			fatalx("out of memory (json string)");
 		req->echo_from = xasprintf("\"model\":%s", f);
 		req->echo_to = xasprintf("\"model\":%s", t);
 		free(f);
@@ -236,9 +254,9 @@ json_t *
 api_error_body(const struct route *r, int status, const char *msg)
 {
 	if (r != NULL && route_is_openai(r))
-		return json_pack("{s:{s:s,s:s,s:n,s:n}}", "error", "message", msg, "type", openai_error_type(status),
-		    "param", "code");
-	return json_pack("{s:s}", "error", msg);
+		return jx_pack("{s:{s:o,s:s,s:n,s:n}}", "error", "message", jx_str(msg), "type",
+		    openai_error_type(status), "param", "code");
+	return jx_pack("{s:o}", "error", jx_str(msg));
 }
 
 /* ---- answers ---- */
@@ -246,9 +264,33 @@ api_error_body(const struct route *r, int status, const char *msg)
 void
 api_answer_json(struct local_answer *out, int status, json_t *o)
 {
-	out->status = status;
 	out->ctype = "application/json; charset=utf-8";
-	out->body = json_dumps(o, JSON_COMPACT);
-	out->len = strlen(out->body);
+	out->body = jx_dump(o, &out->len);
 	json_decref(o);
+	if (out->body == NULL) {
+		api_internal_error(&out->body, &out->len);
+		status = 500;
+	}
+	out->status = status;
+}
+
+void
+api_internal_error(char **body, size_t *len)
+{
+	static const char text[] = "{\"error\":\"harmonicd: internal error while encoding the answer\"}";
+
+	*body = xstrdup(text);
+	*len = sizeof(text) - 1;
+}
+
+char *
+api_error_text(const struct route *r, int status, const char *msg, size_t *len)
+{
+	json_t *o = api_error_body(r, status, msg);
+	char *s = jx_dump(o, len);
+
+	json_decref(o);
+	if (s == NULL)
+		api_internal_error(&s, len);
+	return s;
 }

@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 
 #include "log.h"
+#include "utf8.h"
 #include "xmalloc.h"
 
 enum field_kind { F_INT, F_INT64, F_FLOAT, F_STRING, F_CUSTOM };
@@ -196,6 +197,10 @@ read_group(struct ctx *c, const config_setting_t *group, const char *prefix,
 				ok = false;
 			} else if (*config_setting_get_string(s) == '\0') {
 				report(c, DIAG_ERROR, s, 0, path, "must not be empty");
+				ok = false;
+			} else if (!utf8_valid(config_setting_get_string(s), strlen(config_setting_get_string(s)))) {
+				/* Names reach JSON answers, headers and logs. */
+				report(c, DIAG_ERROR, s, 0, path, "must be valid UTF-8");
 				ok = false;
 			} else {
 				char **dst = (char **)((char *)base + f->off);

@@ -7,6 +7,7 @@
 
 #include "api.h"
 #include "config.h"
+#include "jsonx.h"
 #include "ev.h"
 #include "log.h"
 #include "sched.h"
@@ -77,10 +78,11 @@ warm_models(struct rt_host *h)
 			struct rt_placement *p = &m->placements[k];
 			if (p->host != h || !sched_claim(p))
 				continue;
-			o = json_pack("{s:s}", "model", m->cfg->ollama);
-			api_pin_options(o, m->cfg);
-			s = json_dumps(o, JSON_COMPACT);
-			if (upstream_probe(h, "/api/generate", s, sched->cfg->request_timeout, on_warm, p) < 0)
+			o = jx_pack("{s:o}", "model", jx_str(m->cfg->ollama));
+			if (o != NULL)
+				api_pin_options(o, m->cfg);
+			s = jx_dump(o, NULL);
+			if (s == NULL || upstream_probe(h, "/api/generate", s, sched->cfg->request_timeout, on_warm, p) < 0)
 				sched_unclaim(p);
 			free(s);
 			json_decref(o);

@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <linux/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@
 #include "sched.h"
 #include "server.h"
 #include "upstream.h"
+#include "utf8.h"
 #include "xmalloc.h"
 
 #define MAX_LISTEN 16
@@ -52,15 +54,26 @@ struct listener {
 
 /* A connection that has not yet sent a complete request head.  MHD's own
  * timeout is for inactivity, so a client trickling one byte at a time
- * (slowloris) would never hit it; header_timeout bounds the whole head. */
+ * (slowloris) would never hit it; header_timeout bounds the whole head,
+ * the first one and every later one on a kept-alive connection.
+ *
+ * A kept-alive connection waiting for its next request is idle, not slow:
+ * it sits on the `idle` list, where the sweep reads the kernel's count of
+ * bytes received (TCP_INFO) every IDLE_CHECK; once it grew, a head has
+ * begun and the connection moves to `fresh` with the head clock running.
+ * MHD has already read those bytes, so nothing else shows them. */
 struct fresh_conn {
 	struct MHD_Connection *conn;
-	uint64_t since_us;
+	uint64_t since_us;      /* fresh: head began; idle: last check */
+	uint64_t rx_bytes;      /* idle: bytes received at the last check */
 	bool listed;
+	bool idle;
 	TAILQ_ENTRY(fresh_conn) link;
 };
 
-static TAILQ_HEAD(, fresh_conn) fresh = TAILQ_HEAD_INITIALIZER(fresh);
+static TAILQ_HEAD(conn_list, fresh_conn) fresh = TAILQ_HEAD_INITIALIZER(fresh),
+    idle = TAILQ_HEAD_INITIALIZER(idle);
+#define IDLE_CHECK_US 1000000u
 static struct ev_timer sweep_timer;
 static unsigned long long refused_slow, refused_full;
 static unsigned n_conns; /* open client connections, all listeners */
@@ -73,6 +86,11 @@ static struct listener listeners[MAX_LISTEN];
 static int n_listeners;
 static struct ev_timer mhd_timer;
 static struct config *current_cfg; /* a reference; new requests use it */
+/* The connection context of a request for a local answer: the answer is
+ * queued at the end of the request, never from the header call, because
+ * libmicrohttpd 0.9.75 closes a connection whose answer was queued before
+ * its (possibly empty) body was read.  The URL comes again with each call. */
+static char local_pending;
 static bool resumed;               /* a connection was resumed since the last MHD_run */
 
 void
@@ -144,30 +162,62 @@ unescape_url(void *cls, struct MHD_Connection *c, char *s)
 	return n;
 }
 
-/* ---- answers ---- */
+/* ---- answers ----
+ * Every response is built and queued through these helpers, which check
+ * each libmicrohttpd result: a response that cannot be created (no memory)
+ * or a header MHD refuses ends in MHD_NO, which closes the connection and
+ * is logged, never in a NULL dereference. */
 
-static void
-add_retry_after(struct MHD_Response *r, int seconds)
+static bool
+add_header(struct MHD_Response *r, const char *name, const char *value)
 {
+	if (MHD_add_response_header(r, name, value) == MHD_YES)
+		return true;
+	log_warnx("http: header %s refused", name);
+	return false;
+}
+
+/* A response with body (ownership passes: freed on every path) and its
+ * Content-Type, plus Retry-After when retry_after > 0; NULL on failure. */
+static struct MHD_Response *
+new_response(char *body, size_t len, const char *ctype, int retry_after)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	char v[16];
 
-	if (seconds <= 0)
-		return;
-	snprintf(v, sizeof(v), "%d", seconds);
-	MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, v);
+	if (r == NULL) {
+		log_warnx("http: cannot create a response of %zu bytes", len);
+		free(body);
+		return NULL;
+	}
+	snprintf(v, sizeof(v), "%d", retry_after);
+	if (!add_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) ||
+	    (retry_after > 0 && !add_header(r, MHD_HTTP_HEADER_RETRY_AFTER, v))) {
+		MHD_destroy_response(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* Queue r (may be NULL: creation failed) and drop our reference. */
+static enum MHD_Result
+send_response(struct MHD_Connection *c, int status, struct MHD_Response *r)
+{
+	enum MHD_Result ret;
+
+	if (r == NULL)
+		return MHD_NO;
+	ret = MHD_queue_response(c, (unsigned)status, r);
+	MHD_destroy_response(r);
+	if (ret != MHD_YES)
+		log_debug("http: MHD refused a %d answer; closing the connection", status);
+	return ret;
 }
 
 static enum MHD_Result
 queue_buffer(struct MHD_Connection *c, int status, const char *ctype, char *body, size_t len, int retry_after)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-	enum MHD_Result ret;
-
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-	add_retry_after(r, retry_after);
-	ret = MHD_queue_response(c, (unsigned)status, r);
-	MHD_destroy_response(r);
-	return ret;
+	return send_response(c, status, new_response(body, len, ctype, retry_after));
 }
 
 static enum MHD_Result
@@ -179,40 +229,39 @@ queue_text(struct MHD_Connection *c, int status, const char *text)
 static enum MHD_Result
 queue_error(struct MHD_Connection *c, const struct route *r, int status, const char *msg)
 {
-	json_t *o = api_error_body(r, status, msg);
-	char *s = json_dumps(o, JSON_COMPACT);
+	size_t len;
+	char *s = api_error_text(r, status, msg, &len);
 
-	json_decref(o);
-	return queue_buffer(c, status, "application/json; charset=utf-8", s, strlen(s), 0);
+	return queue_buffer(c, status, "application/json; charset=utf-8", s, len, 0);
 }
 
 static enum MHD_Result
 queue_unauthorized(struct MHD_Connection *c, const struct route *r)
 {
-	json_t *o = api_error_body(r, 401, "missing or wrong API key");
-	char *s = json_dumps(o, JSON_COMPACT);
-	struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
-	enum MHD_Result ret;
+	size_t len;
+	char *s = api_error_text(r, 401, "missing or wrong API key", &len);
+	struct MHD_Response *resp = new_response(s, len, "application/json; charset=utf-8", 0);
 
-	json_decref(o);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-	ret = MHD_queue_response(c, 401, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	if (resp != NULL && !add_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer")) {
+		MHD_destroy_response(resp);
+		resp = NULL;
+	}
+	return send_response(c, 401, resp);
 }
 
+/* Informational headers: a refused one is logged and left out. */
 static void
 add_harmonic_headers(struct MHD_Response *r, const struct request *req)
 {
 	char v[32];
 
 	if (req->placement != NULL)
-		MHD_add_response_header(r, "X-Harmonic-Host", req->placement->host->cfg->name);
+		add_header(r, "X-Harmonic-Host", req->placement->host->cfg->name);
 	if (req->t_enqueue_us != 0) {
+		/* From the first enqueue to the last dispatch: retries included. */
 		uint64_t end = req->t_dispatch_us >= req->t_enqueue_us ? req->t_dispatch_us : ev_now_us();
 		snprintf(v, sizeof(v), "%llu", (unsigned long long)((end - req->t_enqueue_us) / 1000u));
-		MHD_add_response_header(r, "X-Harmonic-Queue-Ms", v);
+		add_header(r, "X-Harmonic-Queue-Ms", v);
 	}
 }
 
@@ -246,40 +295,47 @@ relay_free(void *cls)
 	request_unref(cls);
 }
 
-/* Queue r, a request's answer, with harmonicd's headers; drops our ref. */
+/* Queue r (NULL: creation failed), a request's answer, with harmonicd's
+ * headers; drops our reference. */
 static enum MHD_Result
 queue_answer(struct request *req, int status, struct MHD_Response *r)
 {
-	enum MHD_Result ret;
-
-	add_harmonic_headers(r, req);
-	ret = MHD_queue_response(req->conn, (unsigned)status, r);
-	MHD_destroy_response(r);
+	if (r != NULL)
+		add_harmonic_headers(r, req);
 	req->response_queued = true;
-	return ret;
+	return send_response(req->conn, status, r);
 }
 
 static enum MHD_Result
 respond(struct request *req)
 {
 	struct MHD_Response *r;
+	char *copy;
 
 	if (req->response_queued)
 		return MHD_YES;
 	switch (req->state) {
 	case REQUEST_REPLYING:
-		r = MHD_create_response_from_buffer(req->reply_len, req->reply_body, MHD_RESPMEM_MUST_COPY);
-		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, req->reply_ctype);
-		add_retry_after(r, req->retry_after);
+		copy = xmalloc(req->reply_len + 1); /* the body may hold NULs (a backend's 4xx) */
+		memcpy(copy, req->reply_body, req->reply_len);
+		r = new_response(copy, req->reply_len, req->reply_ctype, req->retry_after);
 		return queue_answer(req, req->reply_status, r);
 	case REQUEST_RELAYING:
 	case REQUEST_DRAINING:
 		r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, RELAY_BLOCK, relay_read, request_ref(req),
 		    relay_free);
-		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-		    req->up_ctype[0] ? req->up_ctype : "application/json; charset=utf-8");
+		if (r == NULL) {
+			log_warnx("http: cannot create the relay response of request %llu", (unsigned long long)req->id);
+			request_unref(req); /* the reference the response would have held */
+			request_client_gone(req, "no memory for the response");
+			return MHD_NO;
+		}
+		/* The backend's Content-Type may hold bytes MHD refuses. */
+		if (!add_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+		        req->up_ctype[0] ? req->up_ctype : "application/json; charset=utf-8"))
+			add_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
 		if (req->stream)
-			MHD_add_response_header(r, "X-Accel-Buffering", "no");
+			add_header(r, "X-Accel-Buffering", "no");
 		return queue_answer(req, (int)req->up_status, r);
 	case REQUEST_QUEUED:
 	case REQUEST_WAITING:
@@ -341,16 +397,6 @@ on_watch_due(void *arg)
 
 /* ---- the handler ---- */
 
-static void
-on_queue_timeout(void *arg)
-{
-	struct request *req = arg;
-	int retry = sched_retry_after(req->model->tier);
-
-	request_close(req, STATS_REJECTED, "queue timeout");
-	request_reply_busy(req, "harmonicd: queue_timeout passed while waiting for a free slot", retry);
-}
-
 /* Body complete: parse, then queue (or send /api/show straight on). */
 static void
 start_request(struct request *req)
@@ -364,7 +410,15 @@ start_request(struct request *req)
 		free(msg);
 		return;
 	}
-	if (api_parse(req) != API_PARSED)
+	if (server_draining()) {
+		/* Its head came before the drain began, its body after. */
+		request_close(req, STATS_REJECTED, "draining");
+		request_reply_busy(req, "harmonicd is shutting down", 1);
+		return;
+	}
+	/* One snapshot: the configuration and runtime in force now, whatever
+	 * reloads happened while the body arrived. */
+	if (!request_bind(req))
 		return;
 	m = req->model;
 	if (!sched_model_available(m)) {
@@ -384,25 +438,55 @@ start_request(struct request *req)
 		}
 		return;
 	}
-	if (sched_enqueue(req, false) < 0) {
-		request_close(req, STATS_REJECTED, "tier queue full");
-		request_reply_busy(req, "server busy, please try again.  maximum pending requests exceeded",
-		    sched_retry_after(m->tier));
-		return;
-	}
-	request_set_state(req, REQUEST_QUEUED);
-	ev_timer_init(&req->timer, on_queue_timeout, req);
-	ev_timer_start(&req->timer, (uint64_t)(req->cfg->queue_timeout * 1e6));
-	sched_dispatch();
+	if (request_enqueue(req, false))
+		sched_dispatch();
 }
 
 static void
 unlist_fresh(struct fresh_conn *fc)
 {
 	if (fc != NULL && fc->listed) {
-		TAILQ_REMOVE(&fresh, fc, link);
+		TAILQ_REMOVE(fc->idle ? &idle : &fresh, fc, link);
 		fc->listed = false;
 	}
+}
+
+/* Bytes the kernel received on c's socket, or UINT64_MAX when it cannot
+ * tell (a Unix socket): such a connection is then timed from the end of
+ * its last request, like a head in progress. */
+static uint64_t
+rx_bytes(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	if (ci == NULL || getsockopt(ci->connect_fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+	    len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received))
+		return UINT64_MAX;
+	return ti.tcpi_bytes_received;
+}
+
+static void
+arm_sweep(void)
+{
+	if (!ev_timer_armed(&sweep_timer))
+		ev_timer_start(&sweep_timer, 1000000u);
+}
+
+/* A request ended on a connection MHD keeps open: wait for the next head. */
+static void
+list_kept_alive(struct fresh_conn *fc)
+{
+	if (fc == NULL || fc->listed)
+		return;
+	fc->since_us = ev_update_now();
+	fc->rx_bytes = rx_bytes(fc->conn);
+	fc->idle = fc->rx_bytes != UINT64_MAX;
+	fc->listed = true;
+	TAILQ_INSERT_TAIL(fc->idle ? &idle : &fresh, fc, link);
+	arm_sweep();
 }
 
 /* Past max_connections: answer 503 on the raw socket and close it, rather
@@ -440,8 +524,10 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context, enum M
 		fc->listed = true;
 		TAILQ_INSERT_TAIL(&fresh, fc, link);
 		*socket_context = fc;
-		if (!ev_timer_armed(&sweep_timer))
-			ev_timer_start(&sweep_timer, 1000000u);
+		/* Per connection, so that a reload's idle_timeout applies to the
+		 * connections that open after it. */
+		MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)current_cfg->idle_timeout);
+		arm_sweep();
 	} else {
 		n_conns--;
 		unlist_fresh(fc);
@@ -458,15 +544,25 @@ on_sweep(void *arg)
 	uint64_t limit = (uint64_t)(current_cfg->header_timeout * 1e6), now = ev_update_now();
 	struct fresh_conn *fc;
 
+	/* Idle kept-alive connections whose next head has begun move over,
+	 * their head clock starting now (within IDLE_CHECK of the first byte). */
+	while ((fc = TAILQ_FIRST(&idle)) != NULL && now - fc->since_us >= IDLE_CHECK_US) {
+		uint64_t rx = rx_bytes(fc->conn);
+		TAILQ_REMOVE(&idle, fc, link);
+		fc->since_us = now;
+		fc->idle = rx == fc->rx_bytes;
+		fc->rx_bytes = rx;
+		TAILQ_INSERT_TAIL(fc->idle ? &idle : &fresh, fc, link);
+	}
 	while ((fc = TAILQ_FIRST(&fresh)) != NULL && now - fc->since_us > limit) {
 		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(fc->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 		unlist_fresh(fc);
 		if (ci != NULL)
 			shutdown(ci->connect_fd, SHUT_RDWR);
 		refused_slow++;
-		log_debug("closed a connection that sent no complete request in %.0f s", current_cfg->header_timeout);
+		log_debug("closed a connection that sent no complete request head in %.1f s", current_cfg->header_timeout);
 	}
-	if (!TAILQ_EMPTY(&fresh))
+	if (!TAILQ_EMPTY(&fresh) || !TAILQ_EMPTY(&idle))
 		ev_timer_start(&sweep_timer, 1000000u);
 }
 
@@ -480,6 +576,29 @@ unsigned long long
 http_refused_full(void)
 {
 	return refused_full;
+}
+
+/* The agent's name, at most AGENT_MAX bytes cut on a character boundary
+ * (v is valid UTF-8). */
+static char *
+agent_name(const char *v)
+{
+	size_t n = strnlen(v, AGENT_MAX);
+
+	while (n > 0 && v[n] != '\0' && ((unsigned char)v[n] & 0xC0u) == 0x80u)
+		n--;
+	return xstrndup(v, n);
+}
+
+/* The end of a request for a local answer (its body, if any, discarded). */
+static enum MHD_Result
+local_answer(struct MHD_Connection *c, const char *url)
+{
+	const struct route *r = route_find(url);
+	struct local_answer a = {0};
+
+	r->local(url, &a);
+	return queue_buffer(c, a.status, a.ctype, a.body, a.len, a.retry_after);
 }
 
 static enum MHD_Result
@@ -497,6 +616,12 @@ first_call(struct MHD_Connection *c, const char *url, const char *method, void *
 		return queue_text(c, 404, "404 page not found");
 	if (!route_allows(r, method))
 		return queue_text(c, 405, "405 method not allowed");
+	/* Client bytes reach JSON answers, logs and /stats: only UTF-8. */
+	if (!utf8_valid(url, strlen(url)))
+		return queue_error(c, r, 400, "the request path is not valid UTF-8");
+	v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Harmonic-Agent");
+	if (v != NULL && !utf8_valid(v, strlen(v)))
+		return queue_error(c, r, 400, "the X-Harmonic-Agent header is not valid UTF-8");
 	if (r->auth != AUTH_NONE) {
 		const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 		bool admin = r->auth == AUTH_ADMIN;
@@ -507,9 +632,8 @@ first_call(struct MHD_Connection *c, const char *url, const char *method, void *
 			return queue_unauthorized(c, r);
 	}
 	if (r->kind == ROUTE_LOCAL) {
-		struct local_answer a = {0};
-		r->local(url, &a);
-		return queue_buffer(c, a.status, a.ctype, a.body, a.len, a.retry_after);
+		*con_cls = &local_pending; /* answered at the end of the request */
+		return MHD_YES;
 	}
 	if (r->kind == ROUTE_UNSUPPORTED)
 		return queue_error(c, r, 501,
@@ -529,7 +653,7 @@ first_call(struct MHD_Connection *c, const char *url, const char *method, void *
 	req = request_new(c, r, current_cfg);
 	req->unqueued = r->kind == ROUTE_SHOW;
 	v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Harmonic-Agent");
-	req->agent = v ? xstrndup(v, AGENT_MAX) : xstrdup("");
+	req->agent = v ? agent_name(v) : xstrdup("");
 	sched->totals.requests++;
 	*con_cls = req;
 	return MHD_YES;
@@ -543,6 +667,13 @@ on_access(void *cls, struct MHD_Connection *c, const char *url, const char *meth
 
 	if (req == NULL)
 		return first_call(c, url, method, con_cls);
+	if (*con_cls == &local_pending) {
+		if (*upload_size > 0) {
+			*upload_size = 0; /* local answers read no body */
+			return MHD_YES;
+		}
+		return local_answer(c, url);
+	}
 	if (*upload_size > 0) {
 		size_t n = *upload_size;
 		*upload_size = 0;
@@ -574,9 +705,15 @@ static void
 on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
 	struct request *req = *con_cls;
+	const union MHD_ConnectionInfo *sc;
 
-	if (req == NULL)
+	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK &&
+	    (sc = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT)) != NULL)
+		list_kept_alive(sc->socket_context); /* the next head is timed too */
+	if (req == NULL || *con_cls == &local_pending) {
+		*con_cls = NULL;
 		return;
+	}
 	*con_cls = NULL;
 	ev_timer_stop(&req->watch_timer);
 	unwatch_client(req); /* before MHD closes the fd */
@@ -777,4 +914,17 @@ http_shutdown(void)
 	ev_timer_stop(&sweep_timer);
 	config_unref(current_cfg);
 	current_cfg = NULL;
+}
+
+int
+http_adopt_fd(int fd)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+
+	if (n_listeners == 0 || listeners[0].mhd == NULL)
+		return -1;
+	if (MHD_add_connection(listeners[0].mhd, fd, (const struct sockaddr *)&sa, sizeof(sa)) != MHD_YES)
+		return -1;
+	resumed = true; /* let MHD look at it before the next wait */
+	return 0;
 }

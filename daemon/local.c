@@ -14,6 +14,7 @@
 
 #include "api.h"
 #include "config.h"
+#include "jsonx.h"
 #include "sched.h"
 #include "server.h"
 #include "xmalloc.h"
@@ -38,7 +39,7 @@ local_root(const char *url, struct local_answer *out)
 void
 local_version(const char *url, struct local_answer *out)
 {
-	api_answer_json(out, 200, json_pack("{s:s,s:s}", "version", OLLAMA_COMPAT_VERSION, "harmonicd", HARMONIC_VERSION));
+	api_answer_json(out, 200, jx_pack("{s:s,s:s}", "version", OLLAMA_COMPAT_VERSION, "harmonicd", HARMONIC_VERSION));
 }
 
 /* A stable 64-hex digest from the name (FNV-1a, four lanes): clients only
@@ -75,7 +76,7 @@ model_entry(const struct cfg_model *m)
 	display = strchr(m->name, ':') ? xstrdup(m->name) : xasprintf("%s:latest", m->name);
 	name_digest(m->key, digest);
 	rfc3339_now(when, sizeof(when));
-	o = json_pack("{s:s,s:s,s:s,s:I,s:s,s:{s:s,s:s,s:s,s:[],s:s,s:s}}", "name", display, "model", display,
+	o = jx_pack("{s:s,s:s,s:s,s:I,s:s,s:{s:s,s:s,s:s,s:[],s:s,s:s}}", "name", display, "model", display,
 	    "modified_at", when, "size", (json_int_t)(m->base_gb * 1e9), "digest", digest, "details",
 	    "parent_model", "", "format", "gguf", "family", "", "families", "parameter_size", "",
 	    "quantization_level", "");
@@ -90,7 +91,7 @@ local_tags(const char *url, struct local_answer *out)
 
 	for (int i = 0; i < sched->n_models; i++)
 		json_array_append_new(models, model_entry(sched->models[i].cfg));
-	api_answer_json(out, 200, json_pack("{s:o}", "models", models));
+	api_answer_json(out, 200, jx_pack("{s:o}", "models", models));
 }
 
 static bool
@@ -123,20 +124,20 @@ local_ps(const char *url, struct local_answer *out)
 			e = model_entry(m->cfg);
 			json_object_set_new(e, "size_vram", json_integer((json_int_t)(p->cfg->memory_gb * 1e9)));
 			json_object_set_new(e, "size", json_integer((json_int_t)(p->cfg->memory_gb * 1e9)));
-			json_object_set_new(e, "expires_at", json_string("2318-01-01T00:00:00Z"));
+			json_object_set_new(e, "expires_at", jx_str("2318-01-01T00:00:00Z"));
 			json_object_set_new(e, "context_length", json_integer(m->cfg->num_ctx));
 			json_object_del(e, "modified_at");
 			json_array_append_new(models, e);
 			break;
 		}
 	}
-	api_answer_json(out, 200, json_pack("{s:o}", "models", models));
+	api_answer_json(out, 200, jx_pack("{s:o}", "models", models));
 }
 
 static json_t *
 v1_model(const struct cfg_model *m)
 {
-	return json_pack("{s:s,s:s,s:I,s:s}", "id", m->name, "object", "model", "created",
+	return jx_pack("{s:s,s:s,s:I,s:s}", "id", m->name, "object", "model", "created",
 	    (json_int_t)time(NULL), "owned_by", "library");
 }
 
@@ -147,7 +148,7 @@ local_v1_models(const char *url, struct local_answer *out)
 
 	for (int i = 0; i < sched->n_models; i++)
 		json_array_append_new(data, v1_model(sched->models[i].cfg));
-	api_answer_json(out, 200, json_pack("{s:s,s:o}", "object", "list", "data", data));
+	api_answer_json(out, 200, jx_pack("{s:s,s:o}", "object", "list", "data", data));
 }
 
 void
@@ -168,7 +169,7 @@ local_v1_model(const char *url, struct local_answer *out)
 void
 local_healthz(const char *url, struct local_answer *out)
 {
-	api_answer_json(out, 200, json_pack("{s:s}", "status", "ok"));
+	api_answer_json(out, 200, jx_pack("{s:s}", "status", "ok"));
 }
 
 void
@@ -179,13 +180,13 @@ local_readyz(const char *url, struct local_answer *out)
 	for (int i = 0; i < sched->n_hosts; i++)
 		up += sched->hosts[i].up;
 	if (server_draining()) {
-		api_answer_json(out, 503, json_pack("{s:s}", "status", "draining"));
+		api_answer_json(out, 503, jx_pack("{s:s}", "status", "draining"));
 		return;
 	}
 	if (up == 0) {
-		api_answer_json(out, 503, json_pack("{s:s,s:i}", "status", "no host up", "hosts_up", 0));
+		api_answer_json(out, 503, jx_pack("{s:s,s:i}", "status", "no host up", "hosts_up", 0));
 		out->retry_after = 1;
 		return;
 	}
-	api_answer_json(out, 200, json_pack("{s:s,s:i}", "status", "ready", "hosts_up", up));
+	api_answer_json(out, 200, jx_pack("{s:s,s:i}", "status", "ready", "hosts_up", up));
 }

@@ -17,6 +17,7 @@
 
 #include "api.h"
 #include "config.h"
+#include "jsonx.h"
 #include "log.h"
 #include "sched.h"
 #include "xmalloc.h"

@@ -158,12 +158,11 @@ request_reply(struct request *req, int status, const char *ctype, const char *bo
 void
 request_reply_error(struct request *req, int status, const char *msg)
 {
-	json_t *o = api_error_body(req->route, status, msg);
-	char *s = json_dumps(o, JSON_COMPACT);
+	size_t len;
+	char *s = api_error_text(req->route, status, msg, &len);
 
-	request_reply(req, status, "application/json; charset=utf-8", s, strlen(s));
+	request_reply(req, status, "application/json; charset=utf-8", s, len);
 	free(s);
-	json_decref(o);
 }
 
 void
@@ -190,6 +189,8 @@ request_buf_append(struct request *req, const char *data, size_t len)
 	}
 	memcpy(req->buf + req->buf_len, data, len);
 	req->buf_len += len;
+	if (len > 0)
+		req->buf_last = data[len - 1];
 }
 
 size_t
@@ -207,6 +208,9 @@ account(struct request *req, enum stats_outcome outcome)
 	if (sched == NULL)
 		return;
 	sched->totals.outcome[outcome]++;
+	if (req->unqueued)
+		return; /* /api/show: no slot, no queue; only the totals count it */
+	sched_note_queue_wait(req);
 	if (req->placement != NULL)
 		req->placement->outcome[outcome]++;
 	else if (req->model != NULL)
@@ -277,4 +281,66 @@ request_foreach(void (*fn)(struct request *req, void *arg), void *arg)
 
 	TAILQ_FOREACH_SAFE(req, &all_requests, all, next)
 		fn(req, arg);
+}
+
+static void
+on_queue_timeout(void *arg)
+{
+	struct request *req = arg;
+
+	request_close(req, STATS_REJECTED, "queue timeout");
+	request_reply_busy(req, "harmonicd: queue_timeout passed while waiting for a free slot",
+	    sched_retry_after(req->model->tier));
+}
+
+bool
+request_enqueue(struct request *req, bool at_head)
+{
+	uint64_t limit = (uint64_t)(req->cfg->queue_timeout * 1e6), now = ev_now_us();
+	uint64_t waited = req->t_enqueue_us != 0 && now > req->t_enqueue_us ? now - req->t_enqueue_us : 0;
+	int rc;
+
+	if (waited >= limit) {
+		on_queue_timeout(req);
+		return false;
+	}
+	rc = sched_enqueue(req, at_head);
+	if (rc == SCHED_DRAINING) {
+		request_close(req, STATS_REJECTED, "draining");
+		request_reply_busy(req, "harmonicd is shutting down", 1);
+		return false;
+	}
+	if (rc != 0) {
+		request_close(req, STATS_REJECTED, "tier queue full");
+		request_reply_busy(req, "server busy, please try again.  maximum pending requests exceeded",
+		    sched_retry_after(req->model->tier));
+		return false;
+	}
+	request_set_state(req, REQUEST_QUEUED);
+	/* queue_timeout counts from the first enqueue, across every retry. */
+	req->timer.cb = on_queue_timeout;
+	ev_timer_start(&req->timer, limit - waited);
+	return true;
+}
+
+bool
+request_bind(struct request *req)
+{
+	if (req->cfg != sched->cfg) {
+		config_unref(req->cfg);
+		req->cfg = config_ref(sched->cfg);
+	}
+	free(req->up_body);
+	free(req->echo_from);
+	free(req->echo_to);
+	req->up_body = req->echo_from = req->echo_to = NULL;
+	req->up_body_len = 0;
+	return api_parse(req) == API_PARSED;
+}
+
+void
+request_requeue_after_reload(struct request *req)
+{
+	if (request_bind(req)) /* else answered: the model is gone (404) */
+		request_enqueue(req, req->retries > 0);
 }

@@ -17,10 +17,23 @@
 #include "xmalloc.h"
 
 #define STRIDE (1u << 20)
-#define BUSY_BACKOFF_US (5u * 1000000u) /* shrink after a backend 503 for this long */
+/* Back-off after a backend 503 (docs/reliability.md, "Retries"): the first
+ * lasts BUSY_BASE_US, each further 503 without a success in between doubles
+ * it up to BUSY_MAX_US; the wait is jittered over [d/2, d] so that replicas
+ * and requests do not come back in lock step. */
+#define BUSY_BASE_US 250000u
+#define BUSY_MAX_US (8u * 1000000u)
+#define BUSY_LOG_EVERY_US (60u * 1000000u) /* a long episode: one line a minute */
 
 struct sched *sched;
 static struct ev_timer busy_timer; /* re-dispatch when a busy back-off ends */
+static bool draining;
+
+static void
+dispatch_cb(void *arg)
+{
+	sched_dispatch();
+}
 
 static struct sched *
 build(struct config *cfg)
@@ -73,7 +86,8 @@ build(struct config *cfg)
 void
 sched_init(struct config *cfg)
 {
-	ev_timer_init(&busy_timer, (ev_timer_cb)sched_dispatch, NULL);
+	ev_timer_init(&busy_timer, dispatch_cb, NULL);
+	draining = false;
 	sched = build(cfg);
 }
 
@@ -252,7 +266,7 @@ move_request(struct request *req, void *arg)
 }
 
 int
-sched_reload(struct config *cfg)
+sched_reload(struct config *cfg, void (*requeue)(struct request *req))
 {
 	struct moved mv = {sched, build(cfg), NULL, 0};
 	int live = (int)request_live_count();
@@ -261,19 +275,10 @@ sched_reload(struct config *cfg)
 	carry_over(mv.new, mv.old);
 	request_foreach(move_request, &mv); /* sched is still the old one here */
 	sched = mv.new;
-	for (int i = 0; i < mv.n_requeue; i++) {
-		struct request *req = mv.requeue[i];
-		if (req->model == NULL) {
-			char *msg = xasprintf("model removed by a configuration reload");
-			request_close(req, STATS_REJECTED, "model removed by reload");
-			request_reply_error(req, 404, msg);
-			free(msg);
-		} else if (sched_enqueue(req, false) < 0) {
-			request_close(req, STATS_REJECTED, "tier queue full after reload");
-			request_reply_busy(req, "server busy, please try again.  maximum pending requests exceeded",
-			    sched_retry_after(req->model->tier));
-		}
-	}
+	/* The request layer re-resolves each against the new configuration
+	 * (its model may be gone) and queues it again, in arrival order. */
+	for (int i = 0; i < mv.n_requeue; i++)
+		requeue(mv.requeue[i]);
 	free(mv.requeue);
 	free_sched(mv.old);
 	sched_dispatch();
@@ -301,7 +306,7 @@ int
 sched_placement_limit(const struct rt_placement *p)
 {
 	if (p->busy_until_us > ev_now_us() && p->busy_cap < p->slots)
-		return p->busy_cap;
+		return p->busy_cap; /* may be 0: a pause */
 	return p->slots;
 }
 
@@ -333,7 +338,7 @@ pick_placement(struct rt_model *m, const struct rt_placement *excluded)
 		int limit = sched_placement_limit(p);
 		double rel;
 
-		if (p == excluded || !p->host->up || p->in_flight >= limit)
+		if (p == excluded || !p->host->up || p->in_flight >= limit || limit <= 0)
 			continue;
 		if (host_free_for_tier(p->host, m->tier->index) < 1)
 			continue;
@@ -366,7 +371,7 @@ sched_unclaim(struct rt_placement *p)
 	p->in_flight--;
 	p->host->in_flight--;
 	p->host->tier_in_flight[p->model->tier->index]--;
-	ev_defer((ev_defer_cb)sched_dispatch, NULL);
+	ev_defer(dispatch_cb, NULL);
 }
 
 static struct agent_queue *
@@ -387,8 +392,10 @@ sched_enqueue(struct request *req, bool at_head)
 	struct rt_tier *t = m->tier;
 	struct agent_queue *aq;
 
+	if (draining)
+		return SCHED_DRAINING;
 	if (!at_head && t->queued >= t->cfg->queue_depth)
-		return -1;
+		return SCHED_FULL;
 	if (t->queued == 0 && t->pass < sched->vtime)
 		t->pass = sched->vtime; /* an idle tier earns no credit */
 	aq = find_agent_queue(m, req->agent);
@@ -406,7 +413,8 @@ sched_enqueue(struct request *req, bool at_head)
 	else
 		TAILQ_INSERT_TAIL(&aq->requests, req, qlink);
 	req->aq = aq;
-	req->t_enqueue_us = ev_now_us();
+	if (req->t_enqueue_us == 0)
+		req->t_enqueue_us = ev_now_us(); /* the first time: waits add up across re-queues */
 	m->queued++;
 	t->queued++;
 	return 0;
@@ -482,7 +490,15 @@ take_slot(struct request *req, struct rt_placement *p)
 	t->in_flight++;
 	assert(p->in_flight <= p->slots && h->in_flight <= h->slots);
 	req->t_dispatch_us = ev_now_us();
-	stats_hist_add(&t->queue_wait, (double)(req->t_dispatch_us - req->t_enqueue_us) / 1000.0);
+}
+
+void
+sched_note_queue_wait(const struct request *req)
+{
+	uint64_t end = req->t_dispatch_us >= req->t_enqueue_us ? req->t_dispatch_us : ev_now_us();
+
+	if (req->model != NULL && req->t_enqueue_us != 0)
+		stats_hist_add(&req->model->tier->queue_wait, (double)(end - req->t_enqueue_us) / 1000.0);
 }
 
 void
@@ -542,20 +558,80 @@ sched_release(struct request *req)
 	p->host->tier_in_flight[req->model->tier->index]--;
 	req->model->tier->in_flight--;
 	/* Defer: the caller may be in the middle of the request's own close. */
-	ev_defer((ev_defer_cb)sched_dispatch, NULL);
+	ev_defer(dispatch_cb, NULL);
+}
+
+/* xorshift64*: jitter only, no need for quality or a seed per run. */
+static uint64_t
+jitter_next(void)
+{
+	static uint64_t x = 0x9E3779B97F4A7C15ull;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	return x * 2685821657736338717ull;
+}
+
+uint64_t
+sched_backoff_us(int streak, uint64_t r)
+{
+	uint64_t d = BUSY_BASE_US;
+
+	for (int i = 1; i < streak && d < BUSY_MAX_US; i++)
+		d *= 2;
+	if (d > BUSY_MAX_US)
+		d = BUSY_MAX_US;
+	return d / 2 + r % (d / 2 + 1);
 }
 
 void
 sched_placement_busy(struct rt_placement *p)
 {
-	int cap = p->in_flight > 1 ? p->in_flight - 1 : 1;
+	uint64_t now = ev_now_us(), wait;
+	/* What it carried when it said busy, less the request that got the
+	 * 503 (still counted here): with parallel = 1 that is 0, a pause. */
+	int cap = p->in_flight > 0 ? p->in_flight - 1 : 0;
 
-	if (p->busy_until_us <= ev_now_us() || cap < p->busy_cap)
+	if (p->busy_until_us <= now || cap < p->busy_cap)
 		p->busy_cap = cap;
-	p->busy_until_us = ev_now_us() + BUSY_BACKOFF_US;
-	log_warnx("host %s busy (503) for model %s: limiting to %d slots for %u s", p->host->cfg->name,
-	    p->model->cfg->name, p->busy_cap, BUSY_BACKOFF_US / 1000000u);
-	ev_timer_start(&busy_timer, BUSY_BACKOFF_US + 1000);
+	p->busy_streak++;
+	wait = sched_backoff_us(p->busy_streak, jitter_next());
+	p->busy_until_us = now + wait;
+	if (p->busy_answers++ == 0) {
+		p->busy_since_us = p->busy_logged_us = now;
+		log_warnx("host %s busy (503) for model %s: limiting to %d slots, backing off %.2f s and doubling "
+		          "while it stays busy", p->host->cfg->name, p->model->cfg->name, p->busy_cap, (double)wait / 1e6);
+	} else if (now - p->busy_logged_us >= BUSY_LOG_EVERY_US) {
+		p->busy_logged_us = now;
+		log_warnx("host %s still busy for model %s: %llu busy answers in %.0f s", p->host->cfg->name,
+		    p->model->cfg->name, (unsigned long long)p->busy_answers, (double)(now - p->busy_since_us) / 1e6);
+	}
+	if (!ev_timer_armed(&busy_timer) || busy_timer.due_us > p->busy_until_us)
+		ev_timer_start(&busy_timer, wait + 1000);
+}
+
+void
+sched_placement_ok(struct rt_placement *p)
+{
+	if (p->busy_answers > 0)
+		log_info("host %s accepts requests for model %s again, after %llu busy answers in %.1f s",
+		    p->host->cfg->name, p->model->cfg->name, (unsigned long long)p->busy_answers,
+		    (double)(ev_now_us() - p->busy_since_us) / 1e6);
+	p->busy_answers = 0;
+	p->busy_streak = 0;
+}
+
+void
+sched_drain(void)
+{
+	draining = true;
+}
+
+bool
+sched_draining(void)
+{
+	return draining;
 }
 
 int

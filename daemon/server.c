@@ -23,6 +23,7 @@
 #include "api.h"
 #include "autotune.h"
 #include "config.h"
+#include "jsonx.h"
 #include "ev.h"
 #include "health.h"
 #include "http.h"
@@ -99,7 +100,7 @@ server_reload(void)
 	/* Probes point at the old runtime: cancel them before it goes. */
 	upstream_cancel_probes();
 	health_shutdown();
-	sched_reload(cfg);
+	sched_reload(cfg, request_requeue_after_reload);
 	http_set_config(cfg);
 	if (!srv.debug)
 		log_set_level((enum log_level)cfg->log_level);
@@ -131,6 +132,7 @@ server_drain(const char *why)
 	    (unsigned long long)request_live_count());
 	notify_stopping();
 	http_quiesce();
+	sched_drain(); /* nothing enters a queue any more, retries included */
 	request_foreach(reject_queued, NULL);
 	srv.drain_deadline_us = ev_update_now() + (uint64_t)(sched->cfg->shutdown_grace * 1e6);
 }
@@ -191,20 +193,20 @@ void
 server_admin_reload(const char *url, struct local_answer *out)
 {
 	if (srv.draining) {
-		api_answer_json(out, 503, json_pack("{s:s}", "error", "harmonicd is shutting down"));
+		api_answer_json(out, 503, jx_pack("{s:s}", "error", "harmonicd is shutting down"));
 		return;
 	}
 	if (server_reload() == 0)
-		api_answer_json(out, 200, json_pack("{s:s,s:I}", "status", "reloaded", "reloads", (json_int_t)srv.reload.reloads));
+		api_answer_json(out, 200, jx_pack("{s:s,s:I}", "status", "reloaded", "reloads", (json_int_t)srv.reload.reloads));
 	else
-		api_answer_json(out, 422, json_pack("{s:s,s:s}", "error", "configuration rejected; previous one kept", "detail",
+		api_answer_json(out, 422, jx_pack("{s:s,s:s}", "error", "configuration rejected; previous one kept", "detail",
 		    srv.reload.last_error));
 }
 
 void
 server_admin_drain(const char *url, struct local_answer *out)
 {
-	api_answer_json(out, 202, json_pack("{s:s,s:I}", "status", "draining", "open_requests",
+	api_answer_json(out, 202, jx_pack("{s:s,s:I}", "status", "draining", "open_requests",
 	    (json_int_t)request_live_count()));
 	server_drain("POST /admin/drain");
 }

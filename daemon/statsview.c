@@ -8,6 +8,7 @@
 
 #include "api.h"
 #include "config.h"
+#include "jsonx.h"
 #include "ev.h"
 #include "request.h"
 #include "http.h"
@@ -22,14 +23,14 @@ static uint64_t start_us;
 static json_t *
 rates(const struct stats_rate *r, uint64_t now)
 {
-	return json_pack("{s:f,s:f,s:f}", "1s", stats_rate_get(r, now, 1), "10s", stats_rate_get(r, now, 10), "60s",
+	return jx_pack("{s:f,s:f,s:f}", "1s", stats_rate_get(r, now, 1), "10s", stats_rate_get(r, now, 10), "60s",
 	    stats_rate_get(r, now, 60));
 }
 
 static json_t *
 tier_json(const struct rt_tier *t, uint64_t now)
 {
-	return json_pack("{s:s,s:i,s:i,s:i,s:I,s:o,s:{s:f,s:f,s:f}}", "name", t->cfg->name, "weight",
+	return jx_pack("{s:s,s:i,s:i,s:i,s:I,s:o,s:{s:f,s:f,s:f}}", "name", t->cfg->name, "weight",
 	    t->cfg->weight, "queued", t->queued, "in_flight", t->in_flight, "completed", (json_int_t)t->completed,
 	    "tokens_per_s", rates(&t->rate, now), "queue_wait_ms", "p50",
 	    stats_hist_quantile(&t->queue_wait, 0.50), "p95", stats_hist_quantile(&t->queue_wait, 0.95), "p99",
@@ -43,8 +44,8 @@ host_json(const struct rt_host *h, uint64_t now)
 	double tps10 = stats_rate_get(&h->rate, now, 10);
 
 	for (int i = 0; i < h->n_loaded; i++)
-		json_array_append_new(loaded, json_string(h->loaded[i]));
-	return json_pack("{s:s,s:s,s:b,s:o,s:i,s:i,s:I,s:I,s:o,s:f,s:{s:f,s:f}}", "name", h->cfg->name, "url",
+		json_array_append_new(loaded, jx_str(h->loaded[i]));
+	return jx_pack("{s:s,s:s,s:b,s:o,s:i,s:i,s:I,s:I,s:o,s:f,s:{s:f,s:f}}", "name", h->cfg->name, "url",
 	    h->cfg->url, "up", h->up, "loaded", loaded, "in_flight", h->in_flight, "max_parallel", h->slots,
 	    "completed", (json_int_t)h->completed, "eval_tokens", (json_int_t)h->eval_tokens, "tokens_per_s",
 	    rates(&h->rate, now), "tokens_per_watt", h->cfg->watts > 0 ? tps10 / h->cfg->watts : 0.0, "memory_gb",
@@ -55,7 +56,7 @@ host_json(const struct rt_host *h, uint64_t now)
 static json_t *
 auto_json(const struct autoslot *a)
 {
-	return json_pack("{s:i,s:i,s:i,s:s,s:i,s:i,s:f,s:i,s:f,s:b,s:I,s:I,s:I}", "limit", a->limit, "max", a->max,
+	return jx_pack("{s:i,s:i,s:i,s:s,s:i,s:i,s:f,s:i,s:f,s:b,s:I,s:I,s:I}", "limit", a->limit, "max", a->max,
 	    "ceiling", autoslot_ceiling(a), "phase", autoslot_phase_name(a->phase), "step", a->step, "best_limit",
 	    a->have_best ? a->best_limit : 0, "best_rate", a->have_best ? a->best_rate : 0.0, "last_limit",
 	    a->last_limit, "last_rate", a->last_rate, "starved", a->starved, "changes", (json_int_t)a->changes,
@@ -65,7 +66,7 @@ auto_json(const struct autoslot *a)
 static json_t *
 placement_json(const struct rt_placement *p, uint64_t now)
 {
-	json_t *o = json_pack("{s:s,s:i,s:s,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:o,s:{s:f,s:f,s:f}}", "host",
+	json_t *o = jx_pack("{s:s,s:i,s:s,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:o,s:{s:f,s:f,s:f}}", "host",
 	    p->host->cfg->name, "parallel", p->slots, "mode", p->cfg->parallel_auto ? "auto" : "fixed", "limit",
 	    sched_placement_limit(p), "in_flight", p->in_flight, "max_in_flight", p->max_in_flight, "completed",
 	    (json_int_t)p->completed, "failed", (json_int_t)p->outcome[STATS_FAILED], "eval_tokens",
@@ -83,11 +84,11 @@ static json_t *
 reload_json(void)
 {
 	const struct reload_status *r = server_reload_status();
-	json_t *o = json_pack("{s:I,s:I}", "reloads", (json_int_t)r->reloads, "failures", (json_int_t)r->failures);
+	json_t *o = jx_pack("{s:I,s:I}", "reloads", (json_int_t)r->reloads, "failures", (json_int_t)r->failures);
 
-	json_object_set_new(o, "last_ok_s", r->last_ok_s < 0 ? json_null() : json_real(r->last_ok_s));
-	json_object_set_new(o, "last_failure_s", r->last_failure_s < 0 ? json_null() : json_real(r->last_failure_s));
-	json_object_set_new(o, "last_error", r->failures ? json_string(r->last_error) : json_null());
+	json_object_set_new(o, "last_ok_s", r->last_ok_s < 0 ? json_null() : jx_real(r->last_ok_s));
+	json_object_set_new(o, "last_failure_s", r->last_failure_s < 0 ? json_null() : jx_real(r->last_failure_s));
+	json_object_set_new(o, "last_error", r->failures ? jx_str(r->last_error) : json_null());
 	return o;
 }
 
@@ -116,10 +117,10 @@ statsview_json(void)
 		json_t *pl = json_array();
 		for (int k = 0; k < m->n_placements; k++)
 			json_array_append_new(pl, placement_json(&m->placements[k], now));
-		json_array_append_new(models, json_pack("{s:s,s:s,s:i,s:o}", "name", m->cfg->name, "tier",
+		json_array_append_new(models, jx_pack("{s:s,s:s,s:i,s:o}", "name", m->cfg->name, "tier",
 		    m->tier->cfg->name, "queued", m->queued, "placements", pl));
 	}
-	o = json_pack("{s:s,s:f,s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I},s:I,s:i,s:o,s:o,s:o}", "version",
+	o = jx_pack("{s:s,s:f,s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I},s:I,s:i,s:o,s:o,s:o}", "version",
 	    HARMONIC_VERSION, "uptime_s", (double)(now - start_us) / 1e6, "tokens_per_s", rates(&sched->rate, now),
 	    "totals", "requests", (json_int_t)t->requests, "completed", (json_int_t)t->outcome[STATS_COMPLETED],
 	    "failed", (json_int_t)t->outcome[STATS_FAILED], "rejected", (json_int_t)t->outcome[STATS_REJECTED],
@@ -133,7 +134,7 @@ statsview_json(void)
 	json_object_set_new(o, "hosts_up", json_integer(up));
 	json_object_set_new(o, "reload", reload_json());
 	json_object_set_new(o, "draining", json_boolean(server_draining()));
-	json_object_set_new(o, "connections", json_pack("{s:i,s:I,s:I}", "open", (int)http_connections(), "slow_cut",
+	json_object_set_new(o, "connections", jx_pack("{s:i,s:I,s:I}", "open", (int)http_connections(), "slow_cut",
 	    (json_int_t)http_slow_clients_cut(), "refused", (json_int_t)http_refused_full()));
 	return o;
 }

@@ -164,10 +164,14 @@ upstream_init(int max_connections)
 	if (multi == NULL)
 		return -1;
 	ev_timer_init(&curl_timer, on_curl_timer, NULL);
-	curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
 	/* Keep a backend connection per slot alive for reuse. */
-	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)(max_connections > 16 ? max_connections : 16));
+	if (curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
+	    curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_timer_change) != CURLM_OK ||
+	    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)(max_connections > 16 ? max_connections : 16)) != CURLM_OK) {
+		curl_multi_cleanup(multi);
+		multi = NULL;
+		return -1;
+	}
 	return 0;
 }
 
@@ -240,8 +244,11 @@ static void
 commit(struct request *req)
 {
 	req->t_first_byte_us = ev_now_us();
-	if (req->placement != NULL)
+	/* /api/show is neither queued nor dispatched: no TTFT, no busy news. */
+	if (req->placement != NULL && !req->unqueued) {
 		stats_hist_add(&req->placement->ttft, (double)(req->t_first_byte_us - req->t_dispatch_us) / 1000.0);
+		sched_placement_ok(req->placement);
+	}
 	request_set_state(req, REQUEST_RELAYING);
 	request_wake(req);
 }
@@ -334,13 +341,18 @@ on_data(char *data, size_t size, size_t n, void *ud)
 	}
 	if (req->state == REQUEST_WAITING)
 		commit(req);
-	if (request_buf_pending(req) > 0 && request_buf_pending(req) + len > RELAY_HIGH_WATER) {
+	/* A partial line held for renaming counts against the limit too. */
+	if (request_buf_pending(req) > 0 && request_buf_pending(req) + req->tail_len + len > RELAY_HIGH_WATER) {
 		req->up_paused = true; /* curl hands the same bytes again on resume */
 		return CURL_WRITEFUNC_PAUSE;
 	}
-	if (req->echo_from != NULL)
+	if (req->echo_from != NULL) {
 		relay_renamed(req, data, len);
-	else
+		/* A line longer than the limit leaves as it is, in pieces, so the
+		 * held-back part stays bounded. */
+		if (req->tail_len > RELAY_HIGH_WATER)
+			flush_tail(req);
+	} else
 		request_buf_append(req, data, len);
 	count_tokens(req, tokscan_feed(&req->scan, data, len));
 	/* Wake the client once per loop iteration, not once per chunk: chunks
@@ -360,7 +372,8 @@ run_unpause(void *arg)
 	req->unpause_scheduled = false;
 	if (req->easy != NULL && req->up_paused) {
 		req->up_paused = false;
-		curl_easy_pause(req->easy, CURLPAUSE_CONT);
+		if (curl_easy_pause(req->easy, CURLPAUSE_CONT) != CURLE_OK)
+			log_debug("request %llu: curl unpause failed", (unsigned long long)req->id);
 	}
 	request_unref(req);
 }
@@ -376,26 +389,56 @@ upstream_unpause(struct request *req)
 	ev_defer(run_unpause, request_ref(req));
 }
 
+/* Every curl_easy_setopt goes through here: one failed option (no memory,
+ * a feature this libcurl lacks) fails the whole setup, so a transfer never
+ * starts half-configured.  ok accumulates over a sequence of calls. */
+#define EASY_SET(ok, e, opt, val) ((ok) = curl_easy_setopt((e), (opt), (val)) == CURLE_OK && (ok))
+
+static void
+easy_failed(CURL *e, struct curl_slist **headers, const char *what)
+{
+	log_warnx("curl: cannot set up a transfer (%s)", what);
+	curl_slist_free_all(*headers);
+	*headers = NULL;
+	easy_put(e);
+}
+
 static CURL *
 new_easy(const struct rt_host *h, const char *path, struct curl_slist **headers, double timeout_s)
 {
 	CURL *e = easy_get();
+	struct curl_slist *more;
 	char url[512];
+	bool ok = true;
 
-	if (e == NULL)
+	*headers = NULL;
+	if (e == NULL) {
+		log_warnx("curl: cannot create a transfer handle");
 		return NULL;
-	snprintf(url, sizeof(url), "%s%s", h->cfg->url, path);
-	curl_easy_setopt(e, CURLOPT_URL, url);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
-	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(sched->cfg->connect_timeout * 1000));
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(timeout_s * 1000));
+	}
+	if ((size_t)snprintf(url, sizeof(url), "%s%s", h->cfg->url, path) >= sizeof(url)) {
+		easy_failed(e, headers, "URL too long");
+		return NULL;
+	}
+	EASY_SET(ok, e, CURLOPT_URL, url);
+	EASY_SET(ok, e, CURLOPT_NOSIGNAL, 1L);
+	EASY_SET(ok, e, CURLOPT_NOPROXY, "*");
+	EASY_SET(ok, e, CURLOPT_TCP_NODELAY, 1L);
+	EASY_SET(ok, e, CURLOPT_CONNECTTIMEOUT_MS, (long)(sched->cfg->connect_timeout * 1000));
+	EASY_SET(ok, e, CURLOPT_TIMEOUT_MS, (long)(timeout_s * 1000));
 	/* curl derives Host from the URL: the backend's own host:port, which
 	 * Ollama's loopback Host guard accepts. */
 	*headers = curl_slist_append(NULL, "Content-Type: application/json");
-	*headers = curl_slist_append(*headers, "Expect:");
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, *headers);
+	more = *headers ? curl_slist_append(*headers, "Expect:") : NULL;
+	if (more == NULL) {
+		easy_failed(e, headers, "no memory for headers");
+		return NULL;
+	}
+	EASY_SET(ok, e, CURLOPT_HTTPHEADER, *headers);
+	if (!ok) {
+		easy_failed(e, headers, "an option was refused");
+		return NULL;
+	}
 	return e;
 }
 
@@ -410,25 +453,24 @@ upstream_start(struct request *req)
 	free(req->errbody);
 	req->errbody = NULL;
 	req->errbody_len = 0;
+	bool ok = true;
+
 	e = new_easy(h, route_upstream_path(req->route), &req->up_headers, req->cfg->request_timeout);
 	if (e == NULL)
 		return -1;
-	curl_easy_setopt(e, CURLOPT_POST, 1L);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->up_body);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)req->up_body_len);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(e, CURLOPT_HEADERDATA, req);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, req);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, req);
-	req->easy = e;
-	if (curl_multi_add_handle(multi, e) != CURLM_OK) {
-		easy_put(e);
-		curl_slist_free_all(req->up_headers);
-		req->up_headers = NULL;
-		req->easy = NULL;
+	EASY_SET(ok, e, CURLOPT_POST, 1L);
+	EASY_SET(ok, e, CURLOPT_POSTFIELDS, req->up_body);
+	EASY_SET(ok, e, CURLOPT_POSTFIELDSIZE, (long)req->up_body_len);
+	EASY_SET(ok, e, CURLOPT_HEADERFUNCTION, on_header);
+	EASY_SET(ok, e, CURLOPT_HEADERDATA, req);
+	EASY_SET(ok, e, CURLOPT_WRITEFUNCTION, on_data);
+	EASY_SET(ok, e, CURLOPT_WRITEDATA, req);
+	EASY_SET(ok, e, CURLOPT_PRIVATE, req);
+	if (!ok || curl_multi_add_handle(multi, e) != CURLM_OK) {
+		easy_failed(e, &req->up_headers, ok ? "the multi handle refused it" : "an option was refused");
 		return -1;
 	}
+	req->easy = e;
 	active++;
 	return 0;
 }
@@ -492,10 +534,8 @@ fail_before_first_byte(struct request *req, const char *why)
 				req->excluded = p;
 				log_info("request %llu: %s on %s; retrying on another placement",
 				    (unsigned long long)req->id, why, p->host->cfg->name);
-				request_set_state(req, REQUEST_QUEUED);
-				sched_enqueue(req, true);
-				ev_timer_start(&req->timer, (uint64_t)(req->cfg->queue_timeout * 1e6));
-				sched_dispatch();
+				if (request_enqueue(req, true))
+					sched_dispatch();
 				return;
 			}
 		}
@@ -539,8 +579,8 @@ static void
 finish_error_midstream(struct request *req, const char *why)
 {
 	char *line;
-	json_t *o = json_pack("{s:s}", "error", why);
-	char *s = json_dumps(o, JSON_COMPACT);
+	size_t slen;
+	char *s = api_error_text(NULL, 500, why, &slen); /* Ollama's shape, also inside OpenAI streams */
 
 	if (req->stream && route_is_openai(req->route))
 		line = xasprintf("data: %s\n\n", s);
@@ -548,13 +588,13 @@ finish_error_midstream(struct request *req, const char *why)
 		line = xasprintf("%s\n", s);
 	if (req->echo_from != NULL)
 		flush_tail(req);
-	/* Make sure the error starts on a line of its own. */
-	if (request_buf_pending(req) > 0 && req->buf[req->buf_len - 1] != '\n')
+	/* Make sure the error starts on a line of its own, also when the
+	 * partial line before it has already reached the client. */
+	if (req->buf_last != '\0' && req->buf_last != '\n')
 		request_buf_append(req, "\n", 1);
 	request_buf_append(req, line, strlen(line));
 	free(line);
 	free(s);
-	json_decref(o);
 	req->up_done = true;
 	request_close(req, STATS_FAILED, why);
 	request_set_state(req, REQUEST_DRAINING);
@@ -585,12 +625,18 @@ transfer_done(struct request *req, CURLcode rc)
 		return;
 	}
 	if (status == 503 && req->holds_slot && !req->unqueued) {
-		/* Capacity signal: back to the head of the queue, shrink the slots. */
+		/* Capacity signal: shrink the placement and back off (sched), and
+		 * put the request back at the head of its queue, a bounded number
+		 * of times and within its queue_timeout. */
 		sched_placement_busy(req->placement);
 		sched_release(req);
-		request_set_state(req, REQUEST_QUEUED);
-		sched_enqueue(req, true);
-		ev_timer_start(&req->timer, (uint64_t)(req->cfg->queue_timeout * 1e6));
+		if (++req->busy_retries > UPSTREAM_BUSY_RETRIES) {
+			request_close(req, STATS_REJECTED, "backend busy");
+			request_reply_busy(req, "server busy, please try again.  every host serving this model is busy",
+			    sched_retry_after(req->model->tier));
+			return;
+		}
+		request_enqueue(req, true); /* the back-off timer re-dispatches */
 		return;
 	}
 	if (status >= 500 || status == 0) {
@@ -634,9 +680,9 @@ upstream_probe(struct rt_host *h, const char *path, const char *post_body, doubl
 {
 	struct probe *pr = xcalloc(1, sizeof(*pr));
 	CURL *e = new_easy(h, path, &pr->headers, timeout_s);
+	bool ok = true;
 
 	if (e == NULL) {
-		curl_slist_free_all(pr->headers);
 		free(pr);
 		return -1;
 	}
@@ -646,15 +692,14 @@ upstream_probe(struct rt_host *h, const char *path, const char *post_body, doubl
 	pr->arg = arg;
 	if (post_body != NULL) {
 		pr->post = xstrdup(post_body);
-		curl_easy_setopt(e, CURLOPT_POST, 1L);
-		curl_easy_setopt(e, CURLOPT_POSTFIELDS, pr->post);
+		EASY_SET(ok, e, CURLOPT_POST, 1L);
+		EASY_SET(ok, e, CURLOPT_POSTFIELDS, pr->post);
 	}
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_probe_data);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, pr);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)((uintptr_t)pr | PROBE_TAG));
-	if (curl_multi_add_handle(multi, e) != CURLM_OK) {
-		easy_put(e);
-		curl_slist_free_all(pr->headers);
+	EASY_SET(ok, e, CURLOPT_WRITEFUNCTION, on_probe_data);
+	EASY_SET(ok, e, CURLOPT_WRITEDATA, pr);
+	EASY_SET(ok, e, CURLOPT_PRIVATE, (void *)((uintptr_t)pr | PROBE_TAG));
+	if (!ok || curl_multi_add_handle(multi, e) != CURLM_OK) {
+		easy_failed(e, &pr->headers, ok ? "the multi handle refused it" : "an option was refused");
 		free(pr->path);
 		free(pr->post);
 		free(pr);

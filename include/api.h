@@ -41,6 +41,10 @@ struct cfg_model;
 /* Set m's pinned options.num_ctx and keep_alive on a native request body o
  * (requests and warm-up loads alike, so a load matches what requests ask). */
 void api_pin_options(json_t *o, const struct cfg_model *m);
+/* The fixed body of a 500 when an answer cannot be encoded (caller frees). */
+void api_internal_error(char **body, size_t *len);
+/* api_error_body encoded; never NULL (the internal error at worst). */
+char *api_error_text(const struct route *r, int status, const char *msg, size_t *len);
 /* Fill out with status and o serialised (compact); takes o's reference. */
 void api_answer_json(struct local_answer *out, int status, json_t *o);
 

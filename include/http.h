@@ -26,6 +26,9 @@ unsigned long long http_refused_full(void);
 /* Connections open now. */
 unsigned http_connections(void);
 void http_shutdown(void);
+/* Serve an already connected stream socket on the first listener as if it
+ * had been accepted (the HTTP front fuzzer; MHD owns fd afterwards). */
+int http_adopt_fd(int fd);
 /* The config new requests start with (reload swaps it). */
 void http_set_config(struct config *cfg);
 

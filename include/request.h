@@ -72,7 +72,8 @@ struct request {
 	struct rt_model *model;
 	struct rt_placement *placement; /* while it holds a slot, and after */
 	struct rt_placement *excluded;  /* failed before first byte: not again */
-	int retries;
+	int retries;                    /* failovers after a failure before the first byte */
+	int busy_retries;               /* re-queues after a backend 503 */
 	bool holds_slot;
 	bool accounted;
 	bool unqueued;                  /* /api/show: no slot, no queue */
@@ -108,6 +109,7 @@ struct request {
 	/* relay buffer: bytes for the client, [buf_off, buf_len) pending */
 	char *buf;
 	size_t buf_off, buf_len, buf_cap;
+	char buf_last;                  /* last byte ever appended, sent or not ('\0': none) */
 
 	/* a local answer (errors, small JSON) */
 	int reply_status;
@@ -135,6 +137,23 @@ void request_reply(struct request *req, int status, const char *ctype, const cha
 void request_reply_error(struct request *req, int status, const char *msg);
 /* 503 with Retry-After. */
 void request_reply_busy(struct request *req, const char *msg, int retry_after);
+
+/*
+ * Bind req to the current configuration and runtime (one consistent pair):
+ * parse its body against them, set model, stream flag and the upstream body
+ * (tag, pinned options).  Returns false when an error answer was prepared
+ * (bad body, unknown or removed model).
+ */
+bool request_bind(struct request *req);
+/*
+ * Queue req (at_head for a retry) with queue_timeout counted from its first
+ * enqueue; returns false when it was answered instead: 503 + Retry-After
+ * while draining, when the tier queue is full or the time is up.
+ */
+bool request_enqueue(struct request *req, bool at_head);
+/* sched_reload's requeue callback: re-bind a waiting request to the new
+ * configuration (or answer 404 if its model is gone) and queue it again. */
+void request_requeue_after_reload(struct request *req);
 
 /* Relay buffer. */
 void request_buf_append(struct request *req, const char *data, size_t len);

@@ -50,7 +50,10 @@ struct rt_placement {
 	int in_flight;
 	int max_in_flight;      /* most seen; for tests and stats */
 	uint64_t busy_until_us; /* after a backend 503: limit to busy_cap */
-	int busy_cap;
+	int busy_cap;           /* may be 0: no new request until busy_until_us */
+	int busy_streak;        /* 503s since the last success: the back-off doubles */
+	uint64_t busy_answers;  /* 503s in this episode (one log line per episode) */
+	uint64_t busy_since_us, busy_logged_us;
 	uint64_t completed;
 	uint64_t eval_tokens;
 	uint64_t prompt_tokens;
@@ -117,28 +120,42 @@ void sched_shutdown(void);
  * Swap in the runtime for cfg (takes a reference), carrying counters and
  * host health over by name.  Requests in flight keep running and keep
  * their slot under the new budget when their placement still exists;
- * queued requests move to the new queues, or get an error if their model
- * is gone.  Returns 0.
+ * queued requests leave the old queues and are handed, oldest first, to
+ * requeue(), which must queue or answer each.  Returns 0.
  */
-int sched_reload(struct config *cfg);
+int sched_reload(struct config *cfg, void (*requeue)(struct request *req));
 
 struct rt_model *sched_find_model(const char *name);
 /* Any placement of m on a host that is up. */
 bool sched_model_available(const struct rt_model *m);
 
 /*
- * Queue req on its model's tier.  Returns 0, or -1 when the tier queue is
- * full (the caller replies 503).  at_head puts it first (503 busy retry).
+ * Queue req on its model's tier.  Returns 0, SCHED_FULL when the tier queue
+ * is full or SCHED_DRAINING (the caller replies 503).  at_head puts it
+ * first (a retry), past the queue_depth bound.
  */
+enum { SCHED_FULL = -1, SCHED_DRAINING = -2 };
 int sched_enqueue(struct request *req, bool at_head);
+/* Add req's total queue wait (first enqueue to last dispatch, or to now) to
+ * its tier's histogram; once per request, when its outcome is known. */
+void sched_note_queue_wait(const struct request *req);
+/* From now on sched_enqueue refuses everything (SCHED_DRAINING). */
+void sched_drain(void);
+bool sched_draining(void);
 /* Remove a queued request (timeout, disconnect). */
 void sched_dequeue(struct request *req);
 /* Give free slots to waiting requests; safe to call from anywhere. */
 void sched_dispatch(void);
 /* Return the slot req holds; exactly once per dispatch. */
 void sched_release(struct request *req);
-/* Backend said 503 busy: shrink p's limit to what it carries, for a while. */
+/* Backend said 503 busy (call before releasing the request's slot): limit p
+ * to what it carried less one, for an exponential, jittered back-off. */
 void sched_placement_busy(struct rt_placement *p);
+/* p accepted a request (2xx): its busy episode, if any, is over. */
+void sched_placement_ok(struct rt_placement *p);
+/* The back-off after the streak-th consecutive 503, from random bits r:
+ * 0.25 s doubling to 8 s, drawn from [d/2, d]. */
+uint64_t sched_backoff_us(int streak, uint64_t r);
 /* Seconds a client should wait before retrying on tier t. */
 int sched_retry_after(const struct rt_tier *t);
 /* Host state changes (health); re-dispatches and fails requests whose every

@@ -35,4 +35,8 @@ void upstream_cancel_probes(void);
 /* Transfers currently running (requests and probes). */
 int upstream_active(void);
 
+/* 503 busy answers one request may get before it is answered 503 itself
+ * (its queue_timeout usually ends it first; see docs/reliability.md). */
+#define UPSTREAM_BUSY_RETRIES 16
+
 #endif
