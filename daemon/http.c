@@ -572,6 +572,14 @@ http_slow_clients_cut(void)
 	return refused_slow;
 }
 
+static unsigned conn_cap; /* MHD's connection limit, fixed when it started */
+
+unsigned
+http_connection_cap(void)
+{
+	return conn_cap;
+}
+
 unsigned long long
 http_refused_full(void)
 {
@@ -788,6 +796,7 @@ start_listener(int fd, const struct config *cfg, char *unix_path)
 	struct listener *l = &listeners[n_listeners];
 	const union MHD_DaemonInfo *info;
 
+	conn_cap = (unsigned)cfg->max_connections;
 	l->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
 	    on_access, NULL, MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
@@ -798,6 +807,11 @@ start_listener(int fd, const struct config *cfg, char *unix_path)
 	if (l->mhd == NULL)
 		return -1;
 	info = MHD_get_daemon_info(l->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	if (info == NULL) {
+		MHD_stop_daemon(l->mhd);
+		l->mhd = NULL;
+		return -1;
+	}
 	l->fd = fd;
 	l->unix_path = unix_path;
 	l->io.fd = info->epoll_fd;

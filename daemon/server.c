@@ -75,6 +75,31 @@ server_draining(void)
 	return srv.draining;
 }
 
+static bool
+same_listen(const struct config *a, const struct config *b)
+{
+	if (a->n_listen != b->n_listen)
+		return false;
+	for (int i = 0; i < a->n_listen; i++)
+		if (strcmp(a->listen[i], b->listen[i]) != 0)
+			return false;
+	return true;
+}
+
+/* Settings a reload cannot apply (or applies only to what comes after it)
+ * are named, so an operator is not left guessing. */
+static void
+warn_unreloadable(const struct config *old, const struct config *cfg)
+{
+	if (!same_listen(old, cfg))
+		log_warnx("reload: listen changed; still listening on the old addresses until a restart");
+	if ((unsigned)cfg->max_connections > http_connection_cap())
+		log_warnx("reload: max_connections = %d is above the %u the HTTP server was started with; "
+		          "the higher limit applies after a restart", cfg->max_connections, http_connection_cap());
+	if (old->idle_timeout != cfg->idle_timeout)
+		log_info("reload: idle_timeout = %.0f s applies to connections opened from now on", cfg->idle_timeout);
+}
+
 int
 server_reload(void)
 {
@@ -97,6 +122,7 @@ server_reload(void)
 		return -1;
 	}
 	config_diags_free(&diags);
+	warn_unreloadable(sched->cfg, cfg);
 	/* Probes point at the old runtime: cancel them before it goes. */
 	upstream_cancel_probes();
 	health_shutdown();

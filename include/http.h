@@ -23,6 +23,9 @@ void http_note_resume(void);
 unsigned long long http_slow_clients_cut(void);
 /* Connections refused with 503 because max_connections were open. */
 unsigned long long http_refused_full(void);
+/* max_connections as the HTTP server was started with (a reload cannot
+ * raise MHD's own limit, set from it). */
+unsigned http_connection_cap(void);
 /* Connections open now. */
 unsigned http_connections(void);
 void http_shutdown(void);

@@ -314,6 +314,86 @@ test_busy_backoff_shrinks_slots(void **state)
 	assert_int_equal(p->in_flight, 2); /* one finished, no new one started */
 }
 
+/* parallel = 1 and a 503: the placement pauses (limit 0) for the back-off,
+ * so the retried request cannot go straight back (issue 13: 15,000
+ * attempts in a test before this). */
+static void
+test_busy_with_one_slot_pauses(void **state)
+{
+	struct rt_placement *p = &sched->models[0].placements[0];
+
+	submit("a", "");
+	submit("a", "");
+	sched_dispatch();
+	assert_int_equal(p->in_flight, 1);
+	sched_placement_busy(p); /* the request that got 503 still holds its slot */
+	assert_int_equal(sched_placement_limit(p), 0);
+	complete(0);
+	assert_int_equal(p->in_flight, 0); /* the slot is free, but nobody is sent */
+	assert_int_equal(n_running, 1);
+	p->busy_until_us = ev_now_us(); /* the back-off ends */
+	sched_dispatch();
+	assert_int_equal(n_running, 2);
+}
+
+/* The back-off doubles per consecutive 503 from 0.25 s up to 8 s, jittered
+ * over [d/2, d]; a success ends the streak. */
+static void
+test_busy_backoff_doubles_with_jitter(void **state)
+{
+	struct rt_placement *p = &sched->models[0].placements[0];
+
+	assert_int_equal(sched_backoff_us(1, 0), 125000);
+	assert_int_equal(sched_backoff_us(1, 125000), 250000);
+	assert_int_equal(sched_backoff_us(2, 0), 250000);
+	assert_int_equal(sched_backoff_us(3, 500000), 1000000);
+	assert_int_equal(sched_backoff_us(30, UINT64_MAX), 4000000 + UINT64_MAX % 4000001);
+	for (int s = 1; s < 40; s++)
+		for (uint64_t r = 0; r < 5; r++) {
+			uint64_t d = sched_backoff_us(s, r * 7919);
+			assert_true(d >= 125000 && d <= 8000000);
+		}
+	submit("a", "");
+	sched_dispatch();
+	sched_placement_busy(p);
+	sched_placement_busy(p);
+	assert_int_equal(p->busy_streak, 2);
+	assert_true(p->busy_until_us - ev_now_us() <= 500000);
+	sched_placement_ok(p);
+	assert_int_equal(p->busy_streak, 0);
+	assert_int_equal(p->busy_answers, 0);
+}
+
+/* Draining: nothing enters a queue, retries included. */
+static void
+test_drain_refuses_enqueue(void **state)
+{
+	struct request *req = request_new(NULL, &generate_route, cfg);
+
+	req->agent = strdup("");
+	req->model = sched_find_model("a");
+	submitted[n_submitted++] = req;
+	sched_drain();
+	assert_int_equal(sched_enqueue(req, false), SCHED_DRAINING);
+	assert_int_equal(sched_enqueue(req, true), SCHED_DRAINING);
+	assert_int_equal(sched->tiers[0].queued, 0);
+	request_close(req, STATS_REJECTED, "draining");
+}
+
+/* Waits add up across re-queues: the first enqueue time stays. */
+static void
+test_requeue_keeps_first_enqueue_time(void **state)
+{
+	struct request *req = submit("a", "");
+	uint64_t first = req->t_enqueue_us;
+
+	assert_true(first != 0);
+	sched_dequeue(req);
+	ev_update_now();
+	assert_int_equal(sched_enqueue(req, true), 0);
+	assert_int_equal(req->t_enqueue_us, first);
+}
+
 static double
 seconds_for_cycles(int cycles)
 {
@@ -363,6 +443,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_queue_depth_rejects, setup_parallel3, teardown),
 		cmocka_unit_test_setup_teardown(test_agent_round_robin, setup_parallel3, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_backoff_shrinks_slots, setup_parallel3, teardown),
+		cmocka_unit_test_setup_teardown(test_busy_with_one_slot_pauses, setup_deep, teardown),
+		cmocka_unit_test_setup_teardown(test_busy_backoff_doubles_with_jitter, setup_deep, teardown),
+		cmocka_unit_test_setup_teardown(test_drain_refuses_enqueue, setup_deep, teardown),
+		cmocka_unit_test_setup_teardown(test_requeue_keeps_first_enqueue_time, setup_deep, teardown),
 		cmocka_unit_test_setup_teardown(test_reserve_keeps_slots_for_higher_tier, setup_reserve, teardown),
 		cmocka_unit_test_setup_teardown(test_replicas_most_free_relative, setup_replicas, teardown),
 		cmocka_unit_test_setup_teardown(test_dispatch_cost_independent_of_queue_length, setup_deep, teardown),
