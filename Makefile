@@ -31,12 +31,19 @@ else
 BUILD   ?= build
 endif
 
-# Sources: every daemon/*.c is a library module except the program entry
-# points (main.c, ctl_*.c, sim_*.c), so tests link against all of them.
-ALL_SRCS  := $(wildcard daemon/*.c)
-CTL_SRCS  := $(wildcard daemon/ctl_*.c)
-SIM_SRCS  := $(wildcard daemon/sim_*.c)
-LIB_SRCS  := $(filter-out daemon/main.c $(CTL_SRCS) $(SIM_SRCS),$(ALL_SRCS))
+# Sources, by the layers of docs/architecture.md (bottom to top; an
+# include may point down this list, never up: scripts/check-layers.sh).
+# The daemon's modules form libharmonic.a, which the tests and the other
+# two programs link; each program's own files live in its folder.
+BASE      := log xmalloc utf8 jsonx ev stats auth
+LOGIC     := config budget tokscan autoslot api status sched
+ADAPTERS  := upstream health notify autotune
+REQUEST   := request relay
+FRONT     := http route local admin statsview metrics dashboard
+TOP       := server
+LIB_SRCS  := $(patsubst %,daemon/%.c,$(BASE) $(LOGIC) $(ADAPTERS) $(REQUEST) $(FRONT) $(TOP))
+CTL_SRCS  := $(wildcard daemon/ctl/*.c)   # harmonicctl
+SIM_SRCS  := $(wildcard daemon/sim/*.c)   # harmonic-sim
 obj        = $(patsubst daemon/%.c,$(BUILD)/obj/%.o,$(1))
 LIB        = $(BUILD)/libharmonic.a
 
@@ -129,10 +136,10 @@ uninstall:
 	    $(DESTDIR)$(MANDIR)/man1/harmonicctl.1 $(DESTDIR)$(MANDIR)/man1/harmonic-sim.1
 
 format:
-	clang-format -i daemon/*.c include/*.h tests/unit/*.c
+	clang-format -i daemon/*.c daemon/*/*.[ch] include/*.h tests/unit/*.c
 
 clean:
 	rm -rf build build-asan build-fuzz
 
 include tests/fuzz/fuzz.mk
--include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/*.d)
+-include $(wildcard $(BUILD)/obj/*.d $(BUILD)/obj/*/*.d $(BUILD)/tests/*.d)

@@ -10,11 +10,8 @@
 #include <string.h>
 
 #include "config.h"
-#include "ev.h"
 #include "jsonx.h"
 #include "log.h"
-#include "request.h"
-#include "sched.h"
 #include "xmalloc.h"
 
 /* ---- forwarded requests ---- */
@@ -86,9 +83,8 @@ member_type_error(const struct route *r, const json_t *o)
 	return NULL;
 }
 
-/* Unknown model: Ollama's exact wording differs by endpoint. */
-static char *
-unknown_model_message(const struct route *r, const char *name)
+char *
+api_unknown_model_message(const struct route *r, const char *name)
 {
 	if (r->api == API_OPENAI || strcmp(r->path, "/api/embed") == 0 || strcmp(r->path, "/api/embeddings") == 0)
 		return xasprintf("model \"%s\" not found, try pulling it first", name);
@@ -160,7 +156,7 @@ api_parse_body(const struct route *r, const char *body, size_t len, const struct
 		return reject(out, 400, bad);
 	}
 	if ((m = config_find_model(cfg, name)) == NULL) {
-		char *msg = unknown_model_message(r, name);
+		char *msg = api_unknown_model_message(r, name);
 		json_decref(o);
 		return reject(out, 404, msg);
 	}
@@ -193,49 +189,6 @@ api_parsed_free(struct api_parsed *p)
 	memset(p, 0, sizeof(*p));
 }
 
-enum api_result
-api_parse(struct request *req)
-{
-	struct api_parsed p;
-
-	if (api_parse_body(req->route, req->body, req->body_len, req->cfg, &p) == API_REJECTED) {
-		request_close(req, STATS_REJECTED, "bad request");
-		request_reply_error(req, p.status, p.error);
-		api_parsed_free(&p);
-		return API_REJECTED;
-	}
-	req->model = sched_find_model(p.model);
-	if (req->model == NULL) {
-		/* Parsed against a config that is not the runtime's: request_bind
-		 * prevents it; never dereference the gap. */
-		char *msg = unknown_model_message(req->route, p.model);
-		request_close(req, STATS_REJECTED, "model not in the runtime");
-		request_reply_error(req, 404, msg);
-		free(msg);
-		api_parsed_free(&p);
-		return API_REJECTED;
-	}
-	req->stream = p.stream;
-	if (req->route->kind == ROUTE_FORWARD && strcmp(req->model->cfg->ollama, p.model) != 0) {
-		/* The backend will say its tag; the client must read its name. */
-		json_t *from = jx_str(req->model->cfg->ollama), *to = jx_str(p.model);
-		char *f = json_dumps(from, JSON_ENCODE_ANY), *t = json_dumps(to, JSON_ENCODE_ANY);
-		if (f == NULL || t == NULL)
-			fatalx("out of memory (json string)");
-		req->echo_from = xasprintf("\"model\":%s", f);
-		req->echo_to = xasprintf("\"model\":%s", t);
-		free(f);
-		free(t);
-		json_decref(from);
-		json_decref(to);
-	}
-	req->up_body = p.up_body;
-	req->up_body_len = p.up_body_len;
-	p.up_body = NULL;
-	api_parsed_free(&p);
-	return API_PARSED;
-}
-
 /* ---- errors ---- */
 
 static const char *
@@ -253,7 +206,13 @@ openai_error_type(int status)
 json_t *
 api_error_body(const struct route *r, int status, const char *msg)
 {
-	if (r != NULL && route_is_openai(r))
+	return api_error_body_in(r != NULL ? r->api : API_OLLAMA, status, msg);
+}
+
+json_t *
+api_error_body_in(enum route_api api, int status, const char *msg)
+{
+	if (api == API_OPENAI)
 		return jx_pack("{s:{s:o,s:s,s:n,s:n}}", "error", "message", jx_str(msg), "type",
 		    openai_error_type(status), "param", "code");
 	return jx_pack("{s:o}", "error", jx_str(msg));

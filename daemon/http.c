@@ -35,7 +35,8 @@
 #include "log.h"
 #include "request.h"
 #include "sched.h"
-#include "server.h"
+#include "status.h"
+#include "relay.h"
 #include "upstream.h"
 #include "utf8.h"
 #include "xmalloc.h"
@@ -75,8 +76,6 @@ static TAILQ_HEAD(conn_list, fresh_conn) fresh = TAILQ_HEAD_INITIALIZER(fresh),
     idle = TAILQ_HEAD_INITIALIZER(idle);
 #define IDLE_CHECK_US 1000000u
 static struct ev_timer sweep_timer;
-static unsigned long long refused_slow, refused_full;
-static unsigned n_conns; /* open client connections, all listeners */
 
 /* MHD's own cap sits above ours so that we, not the kernel backlog, answer
  * the connections past max_connections. */
@@ -93,9 +92,12 @@ static struct config *current_cfg; /* a reference; new requests use it */
 static char local_pending;
 static bool resumed;               /* a connection was resumed since the last MHD_run */
 
-void
-http_note_resume(void)
+/* request_wake's way back to MHD: resume, and run MHD before the next wait
+ * (in external mode nothing else guarantees it notices promptly). */
+static void
+wake_connection(struct request *req)
 {
+	MHD_resume_connection(req->conn);
 	resumed = true;
 }
 
@@ -255,12 +257,12 @@ add_harmonic_headers(struct MHD_Response *r, const struct request *req)
 {
 	char v[32];
 
-	if (req->placement != NULL)
-		add_header(r, "X-Harmonic-Host", req->placement->host->cfg->name);
-	if (req->t_enqueue_us != 0) {
+	if (req->si.placement != NULL)
+		add_header(r, "X-Harmonic-Host", req->si.placement->host->cfg->name);
+	if (req->si.t_enqueue_us != 0) {
 		/* From the first enqueue to the last dispatch: retries included. */
-		uint64_t end = req->t_dispatch_us >= req->t_enqueue_us ? req->t_dispatch_us : ev_now_us();
-		snprintf(v, sizeof(v), "%llu", (unsigned long long)((end - req->t_enqueue_us) / 1000u));
+		uint64_t end = req->si.t_dispatch_us >= req->si.t_enqueue_us ? req->si.t_dispatch_us : ev_now_us();
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)((end - req->si.t_enqueue_us) / 1000u));
 		add_header(r, "X-Harmonic-Queue-Ms", v);
 	}
 }
@@ -277,8 +279,8 @@ relay_read(void *cls, uint64_t pos, char *buf, size_t max)
 		size_t n = pending < max ? pending : max;
 		memcpy(buf, req->buf + req->buf_off, n);
 		req->buf_off += n;
-		if (req->up_paused && pending - n <= RELAY_LOW_WATER)
-			upstream_unpause(req);
+		if (req->up.paused && pending - n <= RELAY_LOW_WATER)
+			relay_unpause(req);
 		return (ssize_t)n;
 	}
 	if (req->up_done)
@@ -332,11 +334,11 @@ respond(struct request *req)
 		}
 		/* The backend's Content-Type may hold bytes MHD refuses. */
 		if (!add_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-		        req->up_ctype[0] ? req->up_ctype : "application/json; charset=utf-8"))
+		        req->up.ctype[0] ? req->up.ctype : "application/json; charset=utf-8"))
 			add_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
 		if (req->stream)
 			add_header(r, "X-Accel-Buffering", "no");
-		return queue_answer(req, (int)req->up_status, r);
+		return queue_answer(req, (int)req->up.status, r);
 	case REQUEST_QUEUED:
 	case REQUEST_WAITING:
 		/* Woken without an answer: wait again. */
@@ -410,7 +412,7 @@ start_request(struct request *req)
 		free(msg);
 		return;
 	}
-	if (server_draining()) {
+	if (daemon_status.draining) {
 		/* Its head came before the drain began, its body after. */
 		request_close(req, STATS_REJECTED, "draining");
 		request_reply_busy(req, "harmonicd is shutting down", 1);
@@ -420,7 +422,7 @@ start_request(struct request *req)
 	 * reloads happened while the body arrived. */
 	if (!request_bind(req))
 		return;
-	m = req->model;
+	m = req->si.model;
 	if (!sched_model_available(m)) {
 		request_close(req, STATS_REJECTED, "every host down");
 		request_reply_busy(req, "every host serving this model is down",
@@ -428,11 +430,11 @@ start_request(struct request *req)
 		return;
 	}
 	if (req->unqueued) {
-		for (int k = 0; k < m->n_placements && req->placement == NULL; k++)
+		for (int k = 0; k < m->n_placements && req->si.placement == NULL; k++)
 			if (m->placements[k].host->up)
-				req->placement = &m->placements[k];
+				req->si.placement = &m->placements[k];
 		request_set_state(req, REQUEST_WAITING);
-		if (upstream_start(req) < 0) {
+		if (relay_start(req) < 0) {
 			request_close(req, STATS_FAILED, "cannot start backend transfer");
 			request_reply_error(req, 502, "harmonicd: cannot start the backend request");
 		}
@@ -501,7 +503,7 @@ refuse(struct MHD_Connection *c)
 				  "{\"error\":\"harmonicd: too many connections\"}\n";
 	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
 
-	refused_full++;
+	daemon_status.conns.refused++;
 	if (ci == NULL)
 		return;
 	(void)!send(ci->connect_fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -514,7 +516,7 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context, enum M
 	struct fresh_conn *fc = *socket_context;
 
 	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-		if (++n_conns > (unsigned)current_cfg->max_connections) {
+		if (++daemon_status.conns.open > (unsigned)current_cfg->max_connections) {
 			refuse(c);
 			return;
 		}
@@ -529,7 +531,7 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context, enum M
 		MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)current_cfg->idle_timeout);
 		arm_sweep();
 	} else {
-		n_conns--;
+		daemon_status.conns.open--;
 		unlist_fresh(fc);
 		free(fc);
 		*socket_context = NULL;
@@ -559,17 +561,11 @@ on_sweep(void *arg)
 		unlist_fresh(fc);
 		if (ci != NULL)
 			shutdown(ci->connect_fd, SHUT_RDWR);
-		refused_slow++;
+		daemon_status.conns.slow_cut++;
 		log_debug("closed a connection that sent no complete request head in %.1f s", current_cfg->header_timeout);
 	}
 	if (!TAILQ_EMPTY(&fresh) || !TAILQ_EMPTY(&idle))
 		ev_timer_start(&sweep_timer, 1000000u);
-}
-
-unsigned long long
-http_slow_clients_cut(void)
-{
-	return refused_slow;
 }
 
 static unsigned conn_cap; /* MHD's connection limit, fixed when it started */
@@ -578,12 +574,6 @@ unsigned
 http_connection_cap(void)
 {
 	return conn_cap;
-}
-
-unsigned long long
-http_refused_full(void)
-{
-	return refused_full;
 }
 
 /* The agent's name, at most AGENT_MAX bytes cut on a character boundary
@@ -656,12 +646,13 @@ first_call(struct MHD_Connection *c, const char *url, const char *method, void *
 		free(msg);
 		return ret;
 	}
-	if (server_draining())
+	if (daemon_status.draining)
 		return queue_error(c, r, 503, "harmonicd is shutting down");
 	req = request_new(c, r, current_cfg);
 	req->unqueued = r->kind == ROUTE_SHOW;
 	v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Harmonic-Agent");
 	req->agent = v ? agent_name(v) : xstrdup("");
+	req->si.agent = req->agent;
 	sched->totals.requests++;
 	*con_cls = req;
 	return MHD_YES;
@@ -832,6 +823,7 @@ http_init(struct config *cfg)
 	int passed = sd_listen_fds(1);
 
 	current_cfg = config_ref(cfg);
+	request_set_waker(wake_connection);
 	ev_timer_init(&mhd_timer, on_mhd_timer, NULL);
 	ev_timer_init(&sweep_timer, on_sweep, NULL);
 	ev_add_prepare(prepare, NULL);

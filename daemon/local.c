@@ -16,7 +16,7 @@
 #include "config.h"
 #include "jsonx.h"
 #include "sched.h"
-#include "server.h"
+#include "status.h"
 #include "xmalloc.h"
 
 #define OLLAMA_COMPAT_VERSION "0.15.2" /* what /api/version reports: the report's Ollama */
@@ -159,7 +159,7 @@ local_v1_model(const char *url, struct local_answer *out)
 
 	if (m == NULL) {
 		char *msg = xasprintf("model \"%s\" not found", name);
-		api_answer_json(out, 404, api_error_body(route_find("/v1/models"), 404, msg));
+		api_answer_json(out, 404, api_error_body_in(API_OPENAI, 404, msg));
 		free(msg);
 		return;
 	}
@@ -179,7 +179,7 @@ local_readyz(const char *url, struct local_answer *out)
 
 	for (int i = 0; i < sched->n_hosts; i++)
 		up += sched->hosts[i].up;
-	if (server_draining()) {
+	if (daemon_status.draining) {
 		api_answer_json(out, 503, jx_pack("{s:s}", "status", "draining"));
 		return;
 	}

@@ -6,13 +6,13 @@
 
 #include <assert.h>
 #include <jansson.h>
-#include <microhttpd.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
 #include "config.h"
-#include "http.h"
+#include "jsonx.h"
 #include "log.h"
 #include "sched.h"
 #include "upstream.h"
@@ -70,8 +70,9 @@ request_free(void *arg)
 {
 	struct request *req = arg;
 
-	assert(req->easy == NULL && req->aq == NULL && !req->holds_slot);
+	assert(req->up.easy == NULL && req->si.aq == NULL && !req->si.holds_slot);
 	TAILQ_REMOVE(&all_requests, req, all);
+	sched_unbind(&req->si);
 	ev_timer_stop(&req->timer);
 	ev_timer_stop(&req->watch_timer);
 	config_unref(req->cfg);
@@ -131,13 +132,21 @@ request_set_state(struct request *req, enum request_state s)
 	req->state = s;
 }
 
+static void (*waker)(struct request *req);
+
+void
+request_set_waker(void (*wake)(struct request *req))
+{
+	waker = wake;
+}
+
 void
 request_wake(struct request *req)
 {
 	if (req->suspended && req->conn != NULL) {
 		req->suspended = false;
-		MHD_resume_connection(req->conn);
-		http_note_resume();
+		if (waker != NULL)
+			waker(req);
 	}
 }
 
@@ -202,7 +211,7 @@ request_buf_pending(const struct request *req)
 static void
 account(struct request *req, enum stats_outcome outcome)
 {
-	struct rt_tier *t = req->model ? req->model->tier : NULL;
+	struct rt_tier *t = req->si.model ? req->si.model->tier : NULL;
 
 	req->accounted = true;
 	if (sched == NULL)
@@ -210,11 +219,11 @@ account(struct request *req, enum stats_outcome outcome)
 	sched->totals.outcome[outcome]++;
 	if (req->unqueued)
 		return; /* /api/show: no slot, no queue; only the totals count it */
-	sched_note_queue_wait(req);
-	if (req->placement != NULL)
-		req->placement->outcome[outcome]++;
-	else if (req->model != NULL)
-		req->model->outcome[outcome]++;
+	sched_note_queue_wait(&req->si);
+	if (req->si.placement != NULL)
+		req->si.placement->outcome[outcome]++;
+	else if (req->si.model != NULL)
+		req->si.model->outcome[outcome]++;
 	if (outcome != STATS_COMPLETED)
 		return;
 	if (t != NULL) {
@@ -227,9 +236,9 @@ account(struct request *req, enum stats_outcome outcome)
 		}
 		t->last_done_us = now;
 	}
-	if (req->placement != NULL) {
-		req->placement->completed++;
-		req->placement->host->completed++;
+	if (req->si.placement != NULL) {
+		req->si.placement->completed++;
+		req->si.placement->host->completed++;
 	}
 }
 
@@ -242,13 +251,13 @@ request_close(struct request *req, enum stats_outcome outcome, const char *reaso
 			log_debug("request %llu: %s (%s)", (unsigned long long)req->id,
 			    stats_outcome_name(outcome), reason);
 	}
-	if (req->aq != NULL)
-		sched_dequeue(req);
+	if (req->si.aq != NULL)
+		sched_dequeue(&req->si);
 	ev_timer_stop(&req->timer);
-	if (req->easy != NULL)
-		upstream_abort(req);
-	if (req->holds_slot)
-		sched_release(req);
+	if (req->up.easy != NULL)
+		upstream_abort(&req->up);
+	if (req->si.holds_slot)
+		sched_release(&req->si);
 }
 
 void
@@ -290,21 +299,21 @@ on_queue_timeout(void *arg)
 
 	request_close(req, STATS_REJECTED, "queue timeout");
 	request_reply_busy(req, "harmonicd: queue_timeout passed while waiting for a free slot",
-	    sched_retry_after(req->model->tier));
+	    sched_retry_after(req->si.model->tier));
 }
 
 bool
 request_enqueue(struct request *req, bool at_head)
 {
 	uint64_t limit = (uint64_t)(req->cfg->queue_timeout * 1e6), now = ev_now_us();
-	uint64_t waited = req->t_enqueue_us != 0 && now > req->t_enqueue_us ? now - req->t_enqueue_us : 0;
+	uint64_t waited = req->si.t_enqueue_us != 0 && now > req->si.t_enqueue_us ? now - req->si.t_enqueue_us : 0;
 	int rc;
 
 	if (waited >= limit) {
 		on_queue_timeout(req);
 		return false;
 	}
-	rc = sched_enqueue(req, at_head);
+	rc = sched_enqueue(&req->si, at_head);
 	if (rc == SCHED_DRAINING) {
 		request_close(req, STATS_REJECTED, "draining");
 		request_reply_busy(req, "harmonicd is shutting down", 1);
@@ -313,13 +322,59 @@ request_enqueue(struct request *req, bool at_head)
 	if (rc != 0) {
 		request_close(req, STATS_REJECTED, "tier queue full");
 		request_reply_busy(req, "server busy, please try again.  maximum pending requests exceeded",
-		    sched_retry_after(req->model->tier));
+		    sched_retry_after(req->si.model->tier));
 		return false;
 	}
 	request_set_state(req, REQUEST_QUEUED);
 	/* queue_timeout counts from the first enqueue, across every retry. */
 	req->timer.cb = on_queue_timeout;
 	ev_timer_start(&req->timer, limit - waited);
+	return true;
+}
+
+/* Parse req's body against its configuration and the runtime (the same
+ * pair: see request_bind); set its model, stream flag, upstream body and
+ * the model-name echo.  On rejection the error answer is prepared. */
+static bool
+parse_body(struct request *req)
+{
+	struct api_parsed p;
+
+	if (api_parse_body(req->route, req->body, req->body_len, req->cfg, &p) == API_REJECTED) {
+		request_close(req, STATS_REJECTED, "bad request");
+		request_reply_error(req, p.status, p.error);
+		api_parsed_free(&p);
+		return false;
+	}
+	sched_bind(&req->si, sched_find_model(p.model));
+	if (req->si.model == NULL) {
+		/* Parsed against a config that is not the runtime's: request_bind
+		 * prevents it; never dereference the gap. */
+		char *msg = api_unknown_model_message(req->route, p.model);
+		request_close(req, STATS_REJECTED, "model not in the runtime");
+		request_reply_error(req, 404, msg);
+		free(msg);
+		api_parsed_free(&p);
+		return false;
+	}
+	req->stream = p.stream;
+	if (req->route->kind == ROUTE_FORWARD && strcmp(req->si.model->cfg->ollama, p.model) != 0) {
+		/* The backend will say its tag; the client must read its name. */
+		json_t *from = jx_str(req->si.model->cfg->ollama), *to = jx_str(p.model);
+		char *f = json_dumps(from, JSON_ENCODE_ANY), *t = json_dumps(to, JSON_ENCODE_ANY);
+		if (f == NULL || t == NULL)
+			fatalx("out of memory (json string)");
+		req->echo_from = xasprintf("\"model\":%s", f);
+		req->echo_to = xasprintf("\"model\":%s", t);
+		free(f);
+		free(t);
+		json_decref(from);
+		json_decref(to);
+	}
+	req->up_body = p.up_body;
+	req->up_body_len = p.up_body_len;
+	p.up_body = NULL;
+	api_parsed_free(&p);
 	return true;
 }
 
@@ -335,12 +390,14 @@ request_bind(struct request *req)
 	free(req->echo_to);
 	req->up_body = req->echo_from = req->echo_to = NULL;
 	req->up_body_len = 0;
-	return api_parse(req) == API_PARSED;
+	return parse_body(req);
 }
 
 void
-request_requeue_after_reload(struct request *req)
+request_requeue_after_reload(struct sched_item *it)
 {
+	struct request *req = request_of(it);
+
 	if (request_bind(req)) /* else answered: the model is gone (404) */
 		request_enqueue(req, req->retries > 0);
 }

@@ -8,7 +8,7 @@
 #include "dashboard.h"
 #include "local.h"
 #include "metrics.h"
-#include "server.h"
+#include "admin.h"
 #include "statsview.h"
 
 /* The static route table.  Order matters only for prefix routes. */
@@ -37,8 +37,8 @@ static const struct route routes[] = {
 	{"/stats", false, "GET", ROUTE_LOCAL, API_HARMONIC, false, false, statsview_answer, AUTH_NONE},
 	{"/metrics", false, "GET", ROUTE_LOCAL, API_HARMONIC, false, false, metrics_answer, AUTH_NONE},
 	{"/dashboard", false, "GET", ROUTE_LOCAL, API_HARMONIC, false, false, dashboard_answer, AUTH_NONE},
-	{"/admin/reload", false, "POST", ROUTE_LOCAL, API_HARMONIC, false, false, server_admin_reload, AUTH_ADMIN},
-	{"/admin/drain", false, "POST", ROUTE_LOCAL, API_HARMONIC, false, false, server_admin_drain, AUTH_ADMIN},
+	{"/admin/reload", false, "POST", ROUTE_LOCAL, API_HARMONIC, false, false, admin_reload, AUTH_ADMIN},
+	{"/admin/drain", false, "POST", ROUTE_LOCAL, API_HARMONIC, false, false, admin_drain, AUTH_ADMIN},
 };
 
 const struct route *

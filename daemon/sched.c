@@ -12,8 +12,6 @@
 #include "config.h"
 #include "ev.h"
 #include "log.h"
-#include "request.h"
-#include "upstream.h"
 #include "xmalloc.h"
 
 #define STRIDE (1u << 20)
@@ -28,6 +26,10 @@
 struct sched *sched;
 static struct ev_timer busy_timer; /* re-dispatch when a busy back-off ends */
 static bool draining;
+static struct sched_hooks hooks;
+/* Every item bound to a model, queued or not: a reload re-points them all. */
+static TAILQ_HEAD(, sched_item) bound = TAILQ_HEAD_INITIALIZER(bound);
+static int n_bound;
 
 static void
 dispatch_cb(void *arg)
@@ -84,8 +86,9 @@ build(struct config *cfg)
 }
 
 void
-sched_init(struct config *cfg)
+sched_init(struct config *cfg, const struct sched_hooks *h)
 {
+	hooks = *h;
 	ev_timer_init(&busy_timer, dispatch_cb, NULL);
 	draining = false;
 	sched = build(cfg);
@@ -226,31 +229,30 @@ carry_over(struct sched *n, struct sched *o)
 
 struct moved {
 	struct sched *old, *new;
-	struct request **requeue;
+	struct sched_item **requeue;
 	int n_requeue;
 };
 
-/* Point one live request at the new runtime; queued ones are taken out of
+/* Point one bound item at the new runtime; queued ones are taken out of
  * the old queues and remembered for re-queueing in arrival order. */
 static void
-move_request(struct request *req, void *arg)
+move_item(struct sched_item *it, struct moved *mv)
 {
-	struct moved *mv = arg;
 	struct rt_model *nm;
 	struct rt_placement *np = NULL;
 
-	if (req->model == NULL)
-		return;
-	if (req->aq != NULL) {
-		sched_dequeue(req);
-		mv->requeue[mv->n_requeue++] = req;
+	if (it->model == NULL)
+		return; /* its model went in an earlier reload */
+	if (it->aq != NULL) {
+		sched_dequeue(it);
+		mv->requeue[mv->n_requeue++] = it;
 	}
-	nm = model_keyed(mv->new, req->model->cfg->key);
-	if (req->placement != NULL)
-		np = placement_on(nm, req->placement->host->cfg->name);
-	if (req->excluded != NULL)
-		req->excluded = placement_on(nm, req->excluded->host->cfg->name);
-	if (req->holds_slot) {
+	nm = model_keyed(mv->new, it->model->cfg->key);
+	if (it->placement != NULL)
+		np = placement_on(nm, it->placement->host->cfg->name);
+	if (it->excluded != NULL)
+		it->excluded = placement_on(nm, it->excluded->host->cfg->name);
+	if (it->holds_slot) {
 		if (np != NULL) {
 			np->in_flight++;
 			np->host->in_flight++;
@@ -258,22 +260,23 @@ move_request(struct request *req, void *arg)
 			nm->tier->in_flight++;
 		} else {
 			/* Its placement is gone: it finishes outside the new budget. */
-			req->holds_slot = false;
+			it->holds_slot = false;
 		}
 	}
-	req->model = nm;
-	req->placement = np;
+	it->model = nm;
+	it->placement = np;
 }
 
 int
-sched_reload(struct config *cfg, void (*requeue)(struct request *req))
+sched_reload(struct config *cfg, void (*requeue)(struct sched_item *it))
 {
 	struct moved mv = {sched, build(cfg), NULL, 0};
-	int live = (int)request_live_count();
+	struct sched_item *it, *next;
 
-	mv.requeue = xcalloc((size_t)live + 1, sizeof(*mv.requeue));
+	mv.requeue = xcalloc((size_t)n_bound + 1, sizeof(*mv.requeue));
 	carry_over(mv.new, mv.old);
-	request_foreach(move_request, &mv); /* sched is still the old one here */
+	TAILQ_FOREACH_SAFE(it, &bound, bound_link, next) /* sched is still the old one here */
+		move_item(it, &mv);
 	sched = mv.new;
 	/* The request layer re-resolves each against the new configuration
 	 * (its model may be gone) and queues it again, in arrival order. */
@@ -283,6 +286,29 @@ sched_reload(struct config *cfg, void (*requeue)(struct request *req))
 	free_sched(mv.old);
 	sched_dispatch();
 	return 0;
+}
+
+void
+sched_bind(struct sched_item *it, struct rt_model *m)
+{
+	assert(it->aq == NULL && !it->holds_slot);
+	if (!it->is_bound) {
+		TAILQ_INSERT_TAIL(&bound, it, bound_link);
+		it->is_bound = true;
+		n_bound++;
+	}
+	it->model = m;
+}
+
+void
+sched_unbind(struct sched_item *it)
+{
+	assert(it->aq == NULL && !it->holds_slot);
+	if (it->is_bound) {
+		TAILQ_REMOVE(&bound, it, bound_link);
+		it->is_bound = false;
+		n_bound--;
+	}
 }
 
 struct rt_model *
@@ -386,9 +412,9 @@ find_agent_queue(struct rt_model *m, const char *agent)
 }
 
 int
-sched_enqueue(struct request *req, bool at_head)
+sched_enqueue(struct sched_item *it, bool at_head)
 {
-	struct rt_model *m = req->model;
+	struct rt_model *m = it->model;
 	struct rt_tier *t = m->tier;
 	struct agent_queue *aq;
 
@@ -398,10 +424,10 @@ sched_enqueue(struct request *req, bool at_head)
 		return SCHED_FULL;
 	if (t->queued == 0 && t->pass < sched->vtime)
 		t->pass = sched->vtime; /* an idle tier earns no credit */
-	aq = find_agent_queue(m, req->agent);
+	aq = find_agent_queue(m, it->agent);
 	if (aq == NULL) {
 		aq = xcalloc(1, sizeof(*aq));
-		aq->agent = xstrdup(req->agent);
+		aq->agent = xstrdup(it->agent);
 		TAILQ_INIT(&aq->requests);
 		if (at_head)
 			TAILQ_INSERT_HEAD(&m->agents, aq, ring);
@@ -409,26 +435,26 @@ sched_enqueue(struct request *req, bool at_head)
 			TAILQ_INSERT_TAIL(&m->agents, aq, ring);
 	}
 	if (at_head)
-		TAILQ_INSERT_HEAD(&aq->requests, req, qlink);
+		TAILQ_INSERT_HEAD(&aq->requests, it, qlink);
 	else
-		TAILQ_INSERT_TAIL(&aq->requests, req, qlink);
-	req->aq = aq;
-	if (req->t_enqueue_us == 0)
-		req->t_enqueue_us = ev_now_us(); /* the first time: waits add up across re-queues */
+		TAILQ_INSERT_TAIL(&aq->requests, it, qlink);
+	it->aq = aq;
+	if (it->t_enqueue_us == 0)
+		it->t_enqueue_us = ev_now_us(); /* the first time: waits add up across re-queues */
 	m->queued++;
 	t->queued++;
 	return 0;
 }
 
 void
-sched_dequeue(struct request *req)
+sched_dequeue(struct sched_item *it)
 {
-	struct agent_queue *aq = req->aq;
-	struct rt_model *m = req->model;
+	struct agent_queue *aq = it->aq;
+	struct rt_model *m = it->model;
 
 	assert(aq != NULL);
-	TAILQ_REMOVE(&aq->requests, req, qlink);
-	req->aq = NULL;
+	TAILQ_REMOVE(&aq->requests, it, qlink);
+	it->aq = NULL;
 	m->queued--;
 	m->tier->queued--;
 	if (TAILQ_EMPTY(&aq->requests)) {
@@ -441,15 +467,15 @@ sched_dequeue(struct request *req)
 /* Tier t's next dispatchable request and where it would go: for each model
  * with waiters, its round-robin head; the oldest head that has a placement
  * wins, so one model without slots never blocks another. */
-static struct request *
+static struct sched_item *
 tier_candidate(struct rt_tier *t, struct rt_placement **where)
 {
-	struct request *best = NULL;
+	struct sched_item *best = NULL;
 
 	for (int i = 0; i < t->n_models; i++) {
 		struct rt_model *m = t->models[i];
 		struct agent_queue *aq = TAILQ_FIRST(&m->agents);
-		struct request *head;
+		struct sched_item *head;
 		struct rt_placement *p;
 
 		if (aq == NULL)
@@ -466,22 +492,22 @@ tier_candidate(struct rt_tier *t, struct rt_placement **where)
 }
 
 static void
-take_slot(struct request *req, struct rt_placement *p)
+take_slot(struct sched_item *it, struct rt_placement *p)
 {
 	struct rt_host *h = p->host;
-	struct rt_tier *t = req->model->tier;
-	struct agent_queue *aq = req->aq;
-	struct rt_model *m = req->model;
+	struct rt_tier *t = it->model->tier;
+	struct agent_queue *aq = it->aq;
+	struct rt_model *m = it->model;
 
 	/* Rotate the agent ring so the next agent goes first next time. */
-	if (TAILQ_NEXT(aq, ring) != NULL && TAILQ_FIRST(&aq->requests) == req &&
-	    TAILQ_NEXT(req, qlink) != NULL) {
+	if (TAILQ_NEXT(aq, ring) != NULL && TAILQ_FIRST(&aq->requests) == it &&
+	    TAILQ_NEXT(it, qlink) != NULL) {
 		TAILQ_REMOVE(&m->agents, aq, ring);
 		TAILQ_INSERT_TAIL(&m->agents, aq, ring);
 	}
-	sched_dequeue(req);
-	req->placement = p;
-	req->holds_slot = true;
+	sched_dequeue(it);
+	it->placement = p;
+	it->holds_slot = true;
 	p->in_flight++;
 	if (p->in_flight > p->max_in_flight)
 		p->max_in_flight = p->in_flight;
@@ -489,16 +515,16 @@ take_slot(struct request *req, struct rt_placement *p)
 	h->tier_in_flight[t->index]++;
 	t->in_flight++;
 	assert(p->in_flight <= p->slots && h->in_flight <= h->slots);
-	req->t_dispatch_us = ev_now_us();
+	it->t_dispatch_us = ev_now_us();
 }
 
 void
-sched_note_queue_wait(const struct request *req)
+sched_note_queue_wait(const struct sched_item *it)
 {
-	uint64_t end = req->t_dispatch_us >= req->t_enqueue_us ? req->t_dispatch_us : ev_now_us();
+	uint64_t end = it->t_dispatch_us >= it->t_enqueue_us ? it->t_dispatch_us : ev_now_us();
 
-	if (req->model != NULL && req->t_enqueue_us != 0)
-		stats_hist_add(&req->model->tier->queue_wait, (double)(end - req->t_enqueue_us) / 1000.0);
+	if (it->model != NULL && it->t_enqueue_us != 0)
+		stats_hist_add(&it->model->tier->queue_wait, (double)(end - it->t_enqueue_us) / 1000.0);
 }
 
 void
@@ -515,48 +541,43 @@ sched_dispatch(void)
 		sched->again = false;
 		for (;;) {
 			struct rt_tier *best = NULL;
-			struct request *req = NULL;
+			struct sched_item *it = NULL;
 			struct rt_placement *where = NULL;
 
 			for (int i = 0; i < sched->n_tiers; i++) {
 				struct rt_tier *t = &sched->tiers[i];
 				struct rt_placement *p;
-				struct request *r;
+				struct sched_item *r;
 				if (t->queued == 0 || (best != NULL && t->pass >= best->pass))
 					continue;
 				if ((r = tier_candidate(t, &p)) == NULL)
 					continue;
 				best = t;
-				req = r;
+				it = r;
 				where = p;
 			}
 			if (best == NULL)
 				break;
 			sched->vtime = best->pass;
 			best->pass += STRIDE / (uint64_t)best->cfg->weight;
-			ev_timer_stop(&req->timer);
-			take_slot(req, where);
-			request_set_state(req, REQUEST_WAITING);
-			if (upstream_start(req) < 0) {
-				request_close(req, STATS_FAILED, "cannot start backend transfer");
-				request_reply_error(req, 502, "harmonicd: cannot start the backend request");
-			}
+			take_slot(it, where);
+			hooks.start(it); /* may release the slot again: see sched->again */
 		}
 	} while (sched->again);
 	sched->dispatching = false;
 }
 
 void
-sched_release(struct request *req)
+sched_release(struct sched_item *it)
 {
-	struct rt_placement *p = req->placement;
+	struct rt_placement *p = it->placement;
 
-	assert(req->holds_slot && p != NULL);
-	req->holds_slot = false;
+	assert(it->holds_slot && p != NULL);
+	it->holds_slot = false;
 	p->in_flight--;
 	p->host->in_flight--;
-	p->host->tier_in_flight[req->model->tier->index]--;
-	req->model->tier->in_flight--;
+	p->host->tier_in_flight[it->model->tier->index]--;
+	it->model->tier->in_flight--;
 	/* Defer: the caller may be in the middle of the request's own close. */
 	ev_defer(dispatch_cb, NULL);
 }
@@ -669,11 +690,10 @@ sched_host_set_up(struct rt_host *h, bool up)
 		if (m->queued == 0 || sched_model_available(m))
 			continue;
 		TAILQ_FOREACH_SAFE(aq, &m->agents, ring, naq) {
-			struct request *r, *nr;
+			struct sched_item *r, *nr;
 			TAILQ_FOREACH_SAFE(r, &aq->requests, qlink, nr) {
-				request_close(r, STATS_REJECTED, "every host down");
-				request_reply_busy(r, "every host serving this model is down",
-				    (int)ceil(sched->cfg->health_interval));
+				sched_dequeue(r);
+				hooks.unservable(r);
 			}
 		}
 	}

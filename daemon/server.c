@@ -20,6 +20,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "api.h"
 #include "autotune.h"
 #include "config.h"
@@ -29,9 +30,11 @@
 #include "http.h"
 #include "log.h"
 #include "notify.h"
+#include "relay.h"
 #include "request.h"
 #include "sched.h"
 #include "statsview.h"
+#include "status.h"
 #include "upstream.h"
 #include "xmalloc.h"
 
@@ -41,12 +44,10 @@ static struct {
 	const char *file;
 	bool debug;
 	bool ready;
-	bool draining;
 	uint64_t start_us;
 	uint64_t drain_deadline_us;
 	struct ev_io sig_io;
 	struct ev_timer tick;
-	struct reload_status reload;
 } srv;
 
 /* Config diagnostics go to the log with their severity. */
@@ -61,18 +62,6 @@ static double
 uptime_s(void)
 {
 	return (double)(ev_update_now() - srv.start_us) / 1e6;
-}
-
-const struct reload_status *
-server_reload_status(void)
-{
-	return &srv.reload;
-}
-
-bool
-server_draining(void)
-{
-	return srv.draining;
 }
 
 static bool
@@ -111,9 +100,9 @@ server_reload(void)
 	cfg = config_load(srv.file, &diags);
 	log_diags(&diags);
 	if (cfg == NULL) {
-		srv.reload.failures++;
-		srv.reload.last_failure_s = uptime_s();
-		snprintf(srv.reload.last_error, sizeof(srv.reload.last_error), "%s",
+		daemon_status.reload.failures++;
+		daemon_status.reload.last_failure_s = uptime_s();
+		snprintf(daemon_status.reload.last_error, sizeof(daemon_status.reload.last_error), "%s",
 		    diags.n > 0 ? diags.v[0].text : "invalid configuration");
 		log_errx("reload rejected (%d error%s); still serving the previous configuration", diags.errors,
 		    diags.errors == 1 ? "" : "s");
@@ -132,8 +121,8 @@ server_reload(void)
 		log_set_level((enum log_level)cfg->log_level);
 	health_init();
 	config_unref(cfg); /* sched and http hold their own references */
-	srv.reload.reloads++;
-	srv.reload.last_ok_s = uptime_s();
+	daemon_status.reload.reloads++;
+	daemon_status.reload.last_ok_s = uptime_s();
 	log_info("configuration reloaded: %d models on %d hosts", sched->n_models, sched->n_hosts);
 	notify_ready();
 	return 0;
@@ -142,7 +131,7 @@ server_reload(void)
 static void
 reject_queued(struct request *req, void *arg)
 {
-	if (req->aq == NULL)
+	if (req->si.aq == NULL)
 		return;
 	request_close(req, STATS_REJECTED, "draining");
 	request_reply_busy(req, "harmonicd is shutting down", 1);
@@ -151,9 +140,9 @@ reject_queued(struct request *req, void *arg)
 void
 server_drain(const char *why)
 {
-	if (srv.draining)
+	if (daemon_status.draining)
 		return;
-	srv.draining = true;
+	daemon_status.draining = true;
 	log_info("%s: draining (up to %.0f s for %llu requests)", why, sched->cfg->shutdown_grace,
 	    (unsigned long long)request_live_count());
 	notify_stopping();
@@ -166,12 +155,12 @@ server_drain(const char *why)
 static void
 on_tick(void *arg)
 {
-	if (!srv.ready && !srv.draining && health_first_round_done()) {
+	if (!srv.ready && !daemon_status.draining && health_first_round_done()) {
 		srv.ready = true;
 		log_info("ready");
 		notify_ready();
 	}
-	if (srv.draining) {
+	if (daemon_status.draining) {
 		if (request_live_count() == 0) {
 			log_info("drained");
 			ev_break();
@@ -196,7 +185,7 @@ on_signal(int fd, uint32_t events, void *arg)
 		switch (si.ssi_signo) {
 		case SIGTERM:
 		case SIGINT:
-			if (srv.draining) {
+			if (daemon_status.draining) {
 				log_info("second signal: stopping now");
 				ev_break();
 			} else {
@@ -204,7 +193,7 @@ on_signal(int fd, uint32_t events, void *arg)
 			}
 			break;
 		case SIGHUP:
-			if (!srv.draining)
+			if (!daemon_status.draining)
 				server_reload();
 			break;
 		default:
@@ -213,29 +202,7 @@ on_signal(int fd, uint32_t events, void *arg)
 	}
 }
 
-/* ---- admin endpoints ---- */
-
-void
-server_admin_reload(const char *url, struct local_answer *out)
-{
-	if (srv.draining) {
-		api_answer_json(out, 503, jx_pack("{s:s}", "error", "harmonicd is shutting down"));
-		return;
-	}
-	if (server_reload() == 0)
-		api_answer_json(out, 200, jx_pack("{s:s,s:I}", "status", "reloaded", "reloads", (json_int_t)srv.reload.reloads));
-	else
-		api_answer_json(out, 422, jx_pack("{s:s,s:s}", "error", "configuration rejected; previous one kept", "detail",
-		    srv.reload.last_error));
-}
-
-void
-server_admin_drain(const char *url, struct local_answer *out)
-{
-	api_answer_json(out, 202, jx_pack("{s:s,s:I}", "status", "draining", "open_requests",
-	    (json_int_t)request_live_count()));
-	server_drain("POST /admin/drain");
-}
+static const struct admin_actions admin_actions = {server_reload, server_drain};
 
 /* Many idle clients each hold an fd: raise the soft limit to the hard one. */
 static void
@@ -268,7 +235,7 @@ server_run(const char *file, bool debug)
 	}
 	srv.file = file;
 	srv.debug = debug;
-	srv.reload.last_ok_s = srv.reload.last_failure_s = -1;
+	daemon_status.reload.last_ok_s = daemon_status.reload.last_failure_s = -1;
 	if (!debug)
 		log_set_level((enum log_level)cfg->log_level);
 	/* Per-request buffers are allocated and freed thousands of times a
@@ -297,7 +264,8 @@ server_run(const char *file, bool debug)
 		rc = 1;
 		goto out_ev;
 	}
-	sched_init(cfg);
+	sched_init(cfg, &relay_sched_hooks);
+	admin_init(&admin_actions);
 	if (http_init(cfg) < 0) {
 		rc = 1;
 		goto out_sched;
@@ -311,7 +279,7 @@ server_run(const char *file, bool debug)
 	log_info("harmonicd %s serving %d models on %d hosts", HARMONIC_VERSION, cfg->n_models, cfg->n_hosts);
 	if (ev_run() < 0)
 		rc = 1;
-	if (!srv.draining)
+	if (!daemon_status.draining)
 		notify_stopping();
 	ev_timer_stop(&srv.tick);
 	autotune_shutdown();

@@ -11,9 +11,8 @@
 #include "jsonx.h"
 #include "ev.h"
 #include "request.h"
-#include "http.h"
 #include "sched.h"
-#include "server.h"
+#include "status.h"
 #include "upstream.h"
 
 #include <string.h>
@@ -83,7 +82,7 @@ placement_json(const struct rt_placement *p, uint64_t now)
 static json_t *
 reload_json(void)
 {
-	const struct reload_status *r = server_reload_status();
+	const struct reload_status *r = &daemon_status.reload;
 	json_t *o = jx_pack("{s:I,s:I}", "reloads", (json_int_t)r->reloads, "failures", (json_int_t)r->failures);
 
 	json_object_set_new(o, "last_ok_s", r->last_ok_s < 0 ? json_null() : jx_real(r->last_ok_s));
@@ -133,9 +132,9 @@ statsview_json(void)
 	json_object_set_new(o, "queued", json_integer(queued));
 	json_object_set_new(o, "hosts_up", json_integer(up));
 	json_object_set_new(o, "reload", reload_json());
-	json_object_set_new(o, "draining", json_boolean(server_draining()));
-	json_object_set_new(o, "connections", jx_pack("{s:i,s:I,s:I}", "open", (int)http_connections(), "slow_cut",
-	    (json_int_t)http_slow_clients_cut(), "refused", (json_int_t)http_refused_full()));
+	json_object_set_new(o, "draining", json_boolean(daemon_status.draining));
+	json_object_set_new(o, "connections", jx_pack("{s:i,s:I,s:I}", "open", (int)daemon_status.conns.open, "slow_cut",
+	    (json_int_t)daemon_status.conns.slow_cut, "refused", (json_int_t)daemon_status.conns.refused));
 	return o;
 }
 

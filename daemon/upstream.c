@@ -1,11 +1,11 @@
 /*
  * upstream: curl multi (socket-action API) in the event loop.
  *
- * A request's transfer lives from upstream_start until its CURLMSG_DONE or
- * upstream_abort.  Response bytes are held back until the status is known:
- * a 2xx commits the response to the client and streams it; anything else is
- * buffered (bounded) and judged at the end of the transfer, so a failure
- * before the first byte can still be retried on another placement.
+ * A transfer lives from upstream_start until its CURLMSG_DONE or
+ * upstream_abort.  This module moves bytes and reports: the status and
+ * Content-Type, each piece of body (to the owner's on_data, which may ask
+ * for a pause) and the end (on_done).  What the bytes mean for a request,
+ * a client or a retry is decided above it (relay.c).
  */
 #include "upstream.h"
 
@@ -16,16 +16,12 @@
 #include <strings.h>
 #include <sys/epoll.h>
 
-#include "api.h"
 #include "config.h"
-#include "health.h"
 #include "ev.h"
 #include "log.h"
-#include "request.h"
 #include "sched.h"
 #include "xmalloc.h"
 
-#define ERRBODY_MAX (64u * 1024u)
 
 struct csock {
 	struct ev_io io;
@@ -202,7 +198,7 @@ upstream_active(void)
 static size_t
 on_header(char *data, size_t size, size_t n, void *ud)
 {
-	struct request *req = ud;
+	struct upstream_xfer *x = ud;
 	size_t len = size * n;
 
 	if (len > 13 && strncasecmp(data, "content-type:", 13) == 0) {
@@ -214,179 +210,29 @@ on_header(char *data, size_t size, size_t n, void *ud)
 		}
 		while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
 			vl--;
-		if (vl >= sizeof(req->up_ctype))
-			vl = sizeof(req->up_ctype) - 1;
-		memcpy(req->up_ctype, v, vl);
-		req->up_ctype[vl] = '\0';
+		if (vl >= sizeof(x->ctype))
+			vl = sizeof(x->ctype) - 1;
+		memcpy(x->ctype, v, vl);
+		x->ctype[vl] = '\0';
 	} else if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
-		req->up_ctype[0] = '\0'; /* a new response (after 100 Continue) */
+		x->ctype[0] = '\0'; /* a new response (after 100 Continue) */
 	}
 	return len;
 }
 
-static void
-count_tokens(struct request *req, uint64_t n)
-{
-	uint64_t now = ev_now_us();
-	struct rt_placement *p = req->placement;
-
-	if (n == 0 || p == NULL)
-		return;
-	stats_rate_add(&sched->rate, now, n);
-	stats_rate_add(&req->model->tier->rate, now, n);
-	stats_rate_add(&p->host->rate, now, n);
-	stats_rate_add(&p->rate, now, n);
-	p->streamed_tokens += n;
-}
-
-/* First body byte of a 2xx: the response is now the client's. */
-static void
-commit(struct request *req)
-{
-	req->t_first_byte_us = ev_now_us();
-	/* /api/show is neither queued nor dispatched: no TTFT, no busy news. */
-	if (req->placement != NULL && !req->unqueued) {
-		stats_hist_add(&req->placement->ttft, (double)(req->t_first_byte_us - req->t_dispatch_us) / 1000.0);
-		sched_placement_ok(req->placement);
-	}
-	request_set_state(req, REQUEST_RELAYING);
-	request_wake(req);
-}
-
-/* Append one line (with its newline, if any) to the relay buffer with the
- * backend's model tag replaced by the client's name (first occurrence:
- * Ollama writes it once per object). */
-static void
-append_renamed(struct request *req, const char *line, size_t n)
-{
-	size_t fl = strlen(req->echo_from);
-	const char *at = memmem(line, n, req->echo_from, fl);
-
-	if (at == NULL) {
-		request_buf_append(req, line, n);
-		return;
-	}
-	request_buf_append(req, line, (size_t)(at - line));
-	request_buf_append(req, req->echo_to, strlen(req->echo_to));
-	request_buf_append(req, at + fl, n - (size_t)(at - line) - fl);
-}
-
-/* Relay with renaming: only whole lines leave; a partial one waits in
- * req->tail for its newline (or the end of the body). */
-static void
-relay_renamed(struct request *req, const char *data, size_t len)
-{
-	const char *nl;
-
-	while ((nl = memchr(data, '\n', len)) != NULL) {
-		size_t take = (size_t)(nl - data) + 1;
-		if (req->tail_len > 0) {
-			req->tail = xreallocarray(req->tail, req->tail_len + take, 1);
-			memcpy(req->tail + req->tail_len, data, take);
-			append_renamed(req, req->tail, req->tail_len + take);
-			req->tail_len = 0;
-		} else {
-			append_renamed(req, data, take);
-		}
-		data += take;
-		len -= take;
-	}
-	if (len > 0) {
-		req->tail = xreallocarray(req->tail, req->tail_len + len, 1);
-		memcpy(req->tail + req->tail_len, data, len);
-		req->tail_len += len;
-	}
-}
-
-static void
-flush_tail(struct request *req)
-{
-	if (req->tail_len > 0)
-		append_renamed(req, req->tail, req->tail_len);
-	req->tail_len = 0;
-}
-
-static void
-run_wake(void *arg)
-{
-	struct request *req = arg;
-
-	req->wake_scheduled = false;
-	request_wake(req);
-	request_unref(req);
-}
-
+/* Body bytes: the status is known by now; the owner decides. */
 static size_t
-on_data(char *data, size_t size, size_t n, void *ud)
+on_body(char *data, size_t size, size_t n, void *ud)
 {
-	struct request *req = ud;
-	size_t len = size * n;
+	struct upstream_xfer *x = ud;
+	size_t r;
 
-	if (req->client_gone)
-		return 0; /* backstop: abort the transfer */
-	if (req->up_status == 0)
-		curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &req->up_status);
-	if (req->up_status < 200 || req->up_status >= 300) {
-		/* Judged at the end of the transfer; keep a bounded copy. */
-		size_t room = ERRBODY_MAX - req->errbody_len;
-		if (len < room)
-			room = len;
-		if (room > 0) {
-			req->errbody = xreallocarray(req->errbody, req->errbody_len + room + 1, 1);
-			memcpy(req->errbody + req->errbody_len, data, room);
-			req->errbody_len += room;
-			req->errbody[req->errbody_len] = '\0';
-		}
-		return len;
-	}
-	if (req->state == REQUEST_WAITING)
-		commit(req);
-	/* A partial line held for renaming counts against the limit too. */
-	if (request_buf_pending(req) > 0 && request_buf_pending(req) + req->tail_len + len > RELAY_HIGH_WATER) {
-		req->up_paused = true; /* curl hands the same bytes again on resume */
-		return CURL_WRITEFUNC_PAUSE;
-	}
-	if (req->echo_from != NULL) {
-		relay_renamed(req, data, len);
-		/* A line longer than the limit leaves as it is, in pieces, so the
-		 * held-back part stays bounded. */
-		if (req->tail_len > RELAY_HIGH_WATER)
-			flush_tail(req);
-	} else
-		request_buf_append(req, data, len);
-	count_tokens(req, tokscan_feed(&req->scan, data, len));
-	/* Wake the client once per loop iteration, not once per chunk: chunks
-	 * that arrived together leave in one write. */
-	if (!req->wake_scheduled) {
-		req->wake_scheduled = true;
-		ev_defer(run_wake, request_ref(req));
-	}
-	return len;
-}
-
-static void
-run_unpause(void *arg)
-{
-	struct request *req = arg;
-
-	req->unpause_scheduled = false;
-	if (req->easy != NULL && req->up_paused) {
-		req->up_paused = false;
-		if (curl_easy_pause(req->easy, CURLPAUSE_CONT) != CURLE_OK)
-			log_debug("request %llu: curl unpause failed", (unsigned long long)req->id);
-	}
-	request_unref(req);
-}
-
-void
-upstream_unpause(struct request *req)
-{
-	/* Deferred: we are inside MHD's reader, and the unpause re-enters
-	 * on_data, which may wake this same connection. */
-	if (!req->up_paused || req->unpause_scheduled)
-		return;
-	req->unpause_scheduled = true;
-	ev_defer(run_unpause, request_ref(req));
+	if (x->status == 0)
+		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
+	r = x->on_data(x, data, size * n);
+	if (r == CURL_WRITEFUNC_PAUSE)
+		x->paused = true; /* curl hands the same bytes again on resume */
+	return r;
 }
 
 /* Every curl_easy_setopt goes through here: one failed option (no memory,
@@ -404,7 +250,7 @@ easy_failed(CURL *e, struct curl_slist **headers, const char *what)
 }
 
 static CURL *
-new_easy(const struct rt_host *h, const char *path, struct curl_slist **headers, double timeout_s)
+new_easy(const char *base, const char *path, struct curl_slist **headers, double timeout_s)
 {
 	CURL *e = easy_get();
 	struct curl_slist *more;
@@ -416,7 +262,7 @@ new_easy(const struct rt_host *h, const char *path, struct curl_slist **headers,
 		log_warnx("curl: cannot create a transfer handle");
 		return NULL;
 	}
-	if ((size_t)snprintf(url, sizeof(url), "%s%s", h->cfg->url, path) >= sizeof(url)) {
+	if ((size_t)snprintf(url, sizeof(url), "%s%s", base, path) >= sizeof(url)) {
 		easy_failed(e, headers, "URL too long");
 		return NULL;
 	}
@@ -443,215 +289,75 @@ new_easy(const struct rt_host *h, const char *path, struct curl_slist **headers,
 }
 
 int
-upstream_start(struct request *req)
+upstream_start(struct upstream_xfer *x, const char *base, const char *path, const char *body, size_t len,
+    double timeout_s)
 {
-	const struct rt_host *h = req->placement->host;
 	CURL *e;
-
-	req->up_status = 0;
-	req->up_ctype[0] = '\0';
-	free(req->errbody);
-	req->errbody = NULL;
-	req->errbody_len = 0;
 	bool ok = true;
 
-	e = new_easy(h, route_upstream_path(req->route), &req->up_headers, req->cfg->request_timeout);
+	x->status = 0;
+	x->ctype[0] = '\0';
+	x->paused = false;
+	e = new_easy(base, path, &x->headers, timeout_s);
 	if (e == NULL)
 		return -1;
 	EASY_SET(ok, e, CURLOPT_POST, 1L);
-	EASY_SET(ok, e, CURLOPT_POSTFIELDS, req->up_body);
-	EASY_SET(ok, e, CURLOPT_POSTFIELDSIZE, (long)req->up_body_len);
+	EASY_SET(ok, e, CURLOPT_POSTFIELDS, body);
+	EASY_SET(ok, e, CURLOPT_POSTFIELDSIZE, (long)len);
 	EASY_SET(ok, e, CURLOPT_HEADERFUNCTION, on_header);
-	EASY_SET(ok, e, CURLOPT_HEADERDATA, req);
-	EASY_SET(ok, e, CURLOPT_WRITEFUNCTION, on_data);
-	EASY_SET(ok, e, CURLOPT_WRITEDATA, req);
-	EASY_SET(ok, e, CURLOPT_PRIVATE, req);
+	EASY_SET(ok, e, CURLOPT_HEADERDATA, x);
+	EASY_SET(ok, e, CURLOPT_WRITEFUNCTION, on_body);
+	EASY_SET(ok, e, CURLOPT_WRITEDATA, x);
+	EASY_SET(ok, e, CURLOPT_PRIVATE, x);
 	if (!ok || curl_multi_add_handle(multi, e) != CURLM_OK) {
-		easy_failed(e, &req->up_headers, ok ? "the multi handle refused it" : "an option was refused");
+		easy_failed(e, &x->headers, ok ? "the multi handle refused it" : "an option was refused");
 		return -1;
 	}
-	req->easy = e;
+	x->easy = e;
 	active++;
 	return 0;
 }
 
 static void
-detach(struct request *req)
+detach(struct upstream_xfer *x)
 {
-	curl_multi_remove_handle(multi, req->easy);
-	easy_put(req->easy);
-	curl_slist_free_all(req->up_headers);
-	req->up_headers = NULL;
-	req->easy = NULL;
-	req->up_paused = false;
+	curl_multi_remove_handle(multi, x->easy);
+	easy_put(x->easy);
+	curl_slist_free_all(x->headers);
+	x->headers = NULL;
+	x->easy = NULL;
+	x->paused = false;
 	active--;
 }
 
 void
-upstream_abort(struct request *req)
+upstream_abort(struct upstream_xfer *x)
 {
-	if (req->easy != NULL)
-		detach(req);
+	if (x->easy != NULL)
+		detach(x);
 }
 
-/* The backend's {"error":"..."} message, or a fallback. */
-static char *
-backend_message(const struct request *req, const char *fallback)
+void
+upstream_resume(struct upstream_xfer *x)
 {
-	json_t *o = req->errbody ? json_loadb(req->errbody, req->errbody_len, 0, NULL) : NULL;
-	const json_t *e = json_object_get(o, "error");
-	char *msg;
-
-	if (json_is_object(e))
-		e = json_object_get(e, "message");
-	msg = xstrdup(json_is_string(e) ? json_string_value(e) : fallback);
-	json_decref(o);
-	return msg;
-}
-
-/* Failure before the first byte: retry once elsewhere, else 502. */
-static void
-fail_before_first_byte(struct request *req, const char *why)
-{
-	struct rt_placement *p = req->placement;
-	char *msg;
-
-	if (req->holds_slot)
-		sched_release(req);
-	if (p == NULL || req->unqueued) {
-		/* No retry: /api/show, or a placement removed by a reload. */
-		msg = xasprintf("backend failed before the first byte: %s", why);
-		request_close(req, STATS_FAILED, why);
-		request_reply_error(req, 502, msg);
-		free(msg);
+	if (x->easy == NULL || !x->paused)
 		return;
-	}
-	if (req->retries == 0 && req->model->n_placements > 1) {
-		for (int k = 0; k < req->model->n_placements; k++) {
-			struct rt_placement *o = &req->model->placements[k];
-			if (o != p && o->host->up) {
-				req->retries++;
-				req->excluded = p;
-				log_info("request %llu: %s on %s; retrying on another placement",
-				    (unsigned long long)req->id, why, p->host->cfg->name);
-				if (request_enqueue(req, true))
-					sched_dispatch();
-				return;
-			}
-		}
-	}
-	msg = xasprintf("backend %s failed before the first byte: %s", p->host->cfg->name, why);
-	log_warnx("request %llu: %s", (unsigned long long)req->id, msg);
-	request_close(req, STATS_FAILED, why);
-	request_reply_error(req, 502, msg);
-	free(msg);
+	x->paused = false;
+	if (curl_easy_pause(x->easy, CURLPAUSE_CONT) != CURLE_OK)
+		log_debug("curl: unpause failed");
 }
 
+/* The transfer ended: detach, then tell the owner (which may start a new
+ * one on the same x). */
 static void
-finish_ok(struct request *req)
-{
-	struct rt_placement *p = req->placement;
-	int64_t ev, pe;
-
-	if (req->state == REQUEST_WAITING)
-		commit(req); /* a 2xx with an empty body */
-	if (req->echo_from != NULL)
-		flush_tail(req);
-	tokscan_finish(&req->scan);
-	ev = req->scan.have_counts ? req->scan.eval_count : (int64_t)req->scan.token_lines;
-	pe = req->scan.have_counts ? req->scan.prompt_eval_count : 0;
-	if (ev > (int64_t)req->scan.token_lines)
-		count_tokens(req, (uint64_t)(ev - (int64_t)req->scan.token_lines));
-	sched->totals.eval_tokens += (uint64_t)ev;
-	sched->totals.prompt_tokens += (uint64_t)pe;
-	if (p != NULL) {
-		p->eval_tokens += (uint64_t)ev;
-		p->prompt_tokens += (uint64_t)pe;
-		p->host->eval_tokens += (uint64_t)ev;
-	}
-	req->up_done = true;
-	request_close(req, STATS_COMPLETED, "done");
-	request_set_state(req, REQUEST_DRAINING);
-	request_wake(req);
-}
-
-static void
-finish_error_midstream(struct request *req, const char *why)
-{
-	char *line;
-	size_t slen;
-	char *s = api_error_text(NULL, 500, why, &slen); /* Ollama's shape, also inside OpenAI streams */
-
-	if (req->stream && route_is_openai(req->route))
-		line = xasprintf("data: %s\n\n", s);
-	else
-		line = xasprintf("%s\n", s);
-	if (req->echo_from != NULL)
-		flush_tail(req);
-	/* Make sure the error starts on a line of its own, also when the
-	 * partial line before it has already reached the client. */
-	if (req->buf_last != '\0' && req->buf_last != '\n')
-		request_buf_append(req, "\n", 1);
-	request_buf_append(req, line, strlen(line));
-	free(line);
-	free(s);
-	req->up_done = true;
-	request_close(req, STATS_FAILED, why);
-	request_set_state(req, REQUEST_DRAINING);
-	request_wake(req);
-}
-
-static void
-transfer_done(struct request *req, CURLcode rc)
+transfer_done(struct upstream_xfer *x, CURLcode rc)
 {
 	long status = 0;
 
-	curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
-	req->up_status = status;
-	detach(req);
-	if (rc != CURLE_OK) {
-		const char *why = curl_easy_strerror(rc);
-		if (rc == CURLE_COULDNT_CONNECT && req->placement != NULL)
-			health_suspect(req->placement->host);
-		if (req->state == REQUEST_WAITING)
-			fail_before_first_byte(req, why);
-		else
-			finish_error_midstream(req, rc == CURLE_OPERATION_TIMEDOUT ?
-			    "backend timed out (request_timeout)" : "backend connection failed mid-stream");
-		return;
-	}
-	if (status >= 200 && status < 300) {
-		finish_ok(req);
-		return;
-	}
-	if (status == 503 && req->holds_slot && !req->unqueued) {
-		/* Capacity signal: shrink the placement and back off (sched), and
-		 * put the request back at the head of its queue, a bounded number
-		 * of times and within its queue_timeout. */
-		sched_placement_busy(req->placement);
-		sched_release(req);
-		if (++req->busy_retries > UPSTREAM_BUSY_RETRIES) {
-			request_close(req, STATS_REJECTED, "backend busy");
-			request_reply_busy(req, "server busy, please try again.  every host serving this model is busy",
-			    sched_retry_after(req->model->tier));
-			return;
-		}
-		request_enqueue(req, true); /* the back-off timer re-dispatches */
-		return;
-	}
-	if (status >= 500 || status == 0) {
-		char *msg = backend_message(req, "backend error");
-		char *why = xasprintf("HTTP %ld: %s", status, msg);
-		fail_before_first_byte(req, why);
-		free(why);
-		free(msg);
-		return;
-	}
-	/* 4xx: the backend judged the request; pass its answer through. */
-	request_close(req, STATS_FAILED, "backend rejected the request");
-	request_reply(req, (int)status,
-	    strstr(req->up_ctype, "json") ? "application/json; charset=utf-8" : "text/plain; charset=utf-8",
-	    req->errbody ? req->errbody : "", req->errbody_len);
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+	x->status = status;
+	detach(x);
+	x->on_done(x, rc);
 }
 
 /* ---- probes: small requests outside the slot accounting ---- */
@@ -679,7 +385,7 @@ upstream_probe(struct rt_host *h, const char *path, const char *post_body, doubl
     upstream_probe_cb cb, void *arg)
 {
 	struct probe *pr = xcalloc(1, sizeof(*pr));
-	CURL *e = new_easy(h, path, &pr->headers, timeout_s);
+	CURL *e = new_easy(h->cfg->url, path, &pr->headers, timeout_s);
 	bool ok = true;
 
 	if (e == NULL) {

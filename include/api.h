@@ -1,5 +1,5 @@
 /*
- * api: the wire side of a request: parsing for the forwarded endpoints
+ * api: the wire side of a request, pure: parsing for the forwarded endpoints
  * (JSON body -> model, stream flag, the body sent upstream with pinned
  * num_ctx/keep_alive), Ollama's and OpenAI's error shapes, and the JSON
  * answer helper of local endpoints.
@@ -12,18 +12,15 @@
 
 #include <jansson.h>
 
-#include "route.h"
+#include "endpoint.h"
 
-struct request;
 struct config;
 
 enum api_result {
-	API_PARSED,     /* req->model, stream and up_body are set */
-	API_REJECTED,   /* an error answer is prepared on req */
+	API_PARSED,     /* model, stream and up_body are set */
+	API_REJECTED,   /* status and error are set */
 };
 
-/* Parse and validate req->body for req->route; rewrite it for the backend. */
-enum api_result api_parse(struct request *req);
 
 /* Result of parsing a body, separate from the request so it can be fuzzed. */
 struct api_parsed {
@@ -37,6 +34,8 @@ struct api_parsed {
 /* An error body in r's API shape: Ollama's {"error":"msg"} or OpenAI's
  * {"error":{"message","type","param","code"}}.  Caller owns it. */
 json_t *api_error_body(const struct route *r, int status, const char *msg);
+/* The same for an API shape (local answers that are not a route's own). */
+json_t *api_error_body_in(enum route_api api, int status, const char *msg);
 struct cfg_model;
 /* Set m's pinned options.num_ctx and keep_alive on a native request body o
  * (requests and warm-up loads alike, so a load matches what requests ask). */
@@ -53,5 +52,7 @@ void api_answer_json(struct local_answer *out, int status, json_t *o);
 enum api_result api_parse_body(const struct route *r, const char *body, size_t len, const struct config *cfg,
     struct api_parsed *out);
 void api_parsed_free(struct api_parsed *p);
+/* Ollama's wording for an unknown model, which differs by endpoint. */
+char *api_unknown_model_message(const struct route *r, const char *name);
 
 #endif

@@ -16,13 +16,6 @@ struct config;
 int http_init(struct config *cfg);
 /* Stop accepting new connections (drain); existing ones continue. */
 void http_quiesce(void);
-/* A connection was resumed outside MHD_run: run MHD before the next wait
- * (in external mode nothing else guarantees it notices promptly). */
-void http_note_resume(void);
-/* Connections cut for not sending a request head within header_timeout. */
-unsigned long long http_slow_clients_cut(void);
-/* Connections refused with 503 because max_connections were open. */
-unsigned long long http_refused_full(void);
 /* max_connections as the HTTP server was started with (a reload cannot
  * raise MHD's own limit, set from it). */
 unsigned http_connection_cap(void);

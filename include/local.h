@@ -5,7 +5,7 @@
 #ifndef HARMONIC_LOCAL_H
 #define HARMONIC_LOCAL_H
 
-#include "route.h"
+#include "endpoint.h"
 
 void local_root(const char *url, struct local_answer *out);
 void local_version(const char *url, struct local_answer *out);

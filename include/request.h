@@ -20,15 +20,16 @@
 #ifndef HARMONIC_REQUEST_H
 #define HARMONIC_REQUEST_H
 
-#include <curl/curl.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "compat_queue.h"
 #include "ev.h"
+#include "sched.h"
 #include "stats.h"
 #include "tokscan.h"
+#include "upstream.h"
 
 struct MHD_Connection;
 struct config;
@@ -68,21 +69,16 @@ struct request {
 	size_t body_len, body_cap;
 	bool body_too_large;
 
-	/* scheduling */
-	struct rt_model *model;
-	struct rt_placement *placement; /* while it holds a slot, and after */
-	struct rt_placement *excluded;  /* failed before first byte: not again */
+	/* scheduling: what sched sees of this request */
+	struct sched_item si;
 	int retries;                    /* failovers after a failure before the first byte */
 	int busy_retries;               /* re-queues after a backend 503 */
-	bool holds_slot;
 	bool accounted;
 	bool unqueued;                  /* /api/show: no slot, no queue */
 	bool stream;                    /* the client asked for a stream */
-	struct agent_queue *aq;
-	TAILQ_ENTRY(request) qlink;
 	struct ev_timer timer;          /* queue timeout */
 	struct ev_timer watch_timer;    /* arms the disconnect watch if still waiting */
-	uint64_t t_arrive_us, t_enqueue_us, t_dispatch_us, t_first_byte_us;
+	uint64_t t_arrive_us, t_first_byte_us;
 
 	/* model name echo: the backend answers with its tag; clients expect
 	 * the name they sent (checklist item 11).  Both NULL when they match. */
@@ -94,11 +90,7 @@ struct request {
 	/* upstream */
 	char *up_body;                  /* rewritten JSON sent to the backend; owned */
 	size_t up_body_len;
-	CURL *easy;
-	struct curl_slist *up_headers;
-	long up_status;
-	char up_ctype[128];
-	bool up_paused;
+	struct upstream_xfer up;        /* the backend transfer (relay.c) */
 	bool unpause_scheduled;
 	bool wake_scheduled;            /* relay wake deferred to the end of the iteration */
 	bool up_done;
@@ -128,8 +120,10 @@ void request_unref(struct request *req);
 /* Move to state s; asserts the transition is legal and logs it at debug. */
 void request_set_state(struct request *req, enum request_state s);
 
-/* Resume the connection if we suspended it, so MHD calls us again. */
+/* Resume the connection if we suspended it, so MHD calls us again, through
+ * the waker the HTTP front registered (request_set_waker). */
 void request_wake(struct request *req);
+void request_set_waker(void (*wake)(struct request *req));
 
 /* Prepare a complete answer (body copied) and wake the connection. */
 void request_reply(struct request *req, int status, const char *ctype, const char *body, size_t len);
@@ -153,7 +147,14 @@ bool request_bind(struct request *req);
 bool request_enqueue(struct request *req, bool at_head);
 /* sched_reload's requeue callback: re-bind a waiting request to the new
  * configuration (or answer 404 if its model is gone) and queue it again. */
-void request_requeue_after_reload(struct request *req);
+void request_requeue_after_reload(struct sched_item *it);
+
+/* The request around a scheduler item. */
+static inline struct request *
+request_of(struct sched_item *it)
+{
+	return (struct request *)(void *)((char *)it - offsetof(struct request, si));
+}
 
 /* Relay buffer. */
 void request_buf_append(struct request *req, const char *data, size_t len);

@@ -24,7 +24,6 @@
 #include "stats.h"
 
 struct config;
-struct request;
 
 struct rt_host {
 	const struct cfg_host *cfg;
@@ -64,9 +63,41 @@ struct rt_placement {
 	struct autoslot autoslot; /* parallel = "auto": its controller (autotune feeds it) */
 };
 
+/*
+ * What the scheduler knows of one request: embedded in the request (the
+ * layer above), which owns it.  sched links, counts and decides on items
+ * and never sees the request around them.
+ */
+struct sched_item {
+	struct rt_model *model;         /* set by sched_bind */
+	struct rt_placement *placement; /* while it holds a slot, and after */
+	struct rt_placement *excluded;  /* failed before the first byte there: not again */
+	const char *agent;              /* queue key: X-Harmonic-Agent or ""; owned by the owner */
+	bool holds_slot;
+	struct agent_queue *aq;         /* non-NULL while queued */
+	TAILQ_ENTRY(sched_item) qlink;
+	TAILQ_ENTRY(sched_item) bound_link;
+	bool is_bound;
+	uint64_t t_enqueue_us;          /* first enqueue: waits add up across re-queues */
+	uint64_t t_dispatch_us;         /* last dispatch */
+};
+
+/*
+ * Decisions the scheduler hands to the layer above, which acts on them
+ * (starts transfers, answers clients).  Both may call back into sched.
+ */
+struct sched_hooks {
+	/* The dispatcher gave it a slot (it->placement): start its work.  A
+	 * failure to start releases the slot (sched_release) at once. */
+	void (*start)(struct sched_item *it);
+	/* It was queued, but every host of its model went down: it has been
+	 * taken out of the queue; answer it. */
+	void (*unservable)(struct sched_item *it);
+};
+
 struct agent_queue {
 	char *agent;                        /* X-Harmonic-Agent, "" if none; owned */
-	TAILQ_HEAD(, request) requests;     /* FIFO */
+	TAILQ_HEAD(, sched_item) requests;  /* FIFO */
 	TAILQ_ENTRY(agent_queue) ring;      /* round-robin among non-empty agents */
 };
 
@@ -112,8 +143,8 @@ struct sched {
 /* The current scheduler state; NULL before sched_init. */
 extern struct sched *sched;
 
-/* Build the runtime view of cfg (takes a reference). */
-void sched_init(struct config *cfg);
+/* Build the runtime view of cfg (takes a reference); hooks are copied. */
+void sched_init(struct config *cfg, const struct sched_hooks *hooks);
 void sched_shutdown(void);
 
 /*
@@ -123,8 +154,12 @@ void sched_shutdown(void);
  * queued requests leave the old queues and are handed, oldest first, to
  * requeue(), which must queue or answer each.  Returns 0.
  */
-int sched_reload(struct config *cfg, void (*requeue)(struct request *req));
+int sched_reload(struct config *cfg, void (*requeue)(struct sched_item *it));
 
+/* Attach it to model m (a reload re-points it; the model may then become
+ * NULL when it is gone).  Unbind before the owner frees it. */
+void sched_bind(struct sched_item *it, struct rt_model *m);
+void sched_unbind(struct sched_item *it);
 struct rt_model *sched_find_model(const char *name);
 /* Any placement of m on a host that is up. */
 bool sched_model_available(const struct rt_model *m);
@@ -135,19 +170,19 @@ bool sched_model_available(const struct rt_model *m);
  * first (a retry), past the queue_depth bound.
  */
 enum { SCHED_FULL = -1, SCHED_DRAINING = -2 };
-int sched_enqueue(struct request *req, bool at_head);
+int sched_enqueue(struct sched_item *it, bool at_head);
 /* Add req's total queue wait (first enqueue to last dispatch, or to now) to
  * its tier's histogram; once per request, when its outcome is known. */
-void sched_note_queue_wait(const struct request *req);
+void sched_note_queue_wait(const struct sched_item *it);
 /* From now on sched_enqueue refuses everything (SCHED_DRAINING). */
 void sched_drain(void);
 bool sched_draining(void);
 /* Remove a queued request (timeout, disconnect). */
-void sched_dequeue(struct request *req);
+void sched_dequeue(struct sched_item *it);
 /* Give free slots to waiting requests; safe to call from anywhere. */
 void sched_dispatch(void);
 /* Return the slot req holds; exactly once per dispatch. */
-void sched_release(struct request *req);
+void sched_release(struct sched_item *it);
 /* Backend said 503 busy (call before releasing the request's slot): limit p
  * to what it carried less one, for an exponential, jittered back-off. */
 void sched_placement_busy(struct rt_placement *p);

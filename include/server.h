@@ -9,16 +9,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct local_answer;
-
-struct reload_status {
-	uint64_t reloads;       /* successful reloads */
-	uint64_t failures;      /* rejected reloads (the old config kept) */
-	double last_ok_s;       /* uptime of the last success; -1 = never */
-	double last_failure_s;  /* uptime of the last failure; -1 = never */
-	char last_error[512];   /* first error of the last failure */
-};
-
 /* Load FILE and serve until SIGTERM/SIGINT.  Returns the exit status
  * (0, CONFIG_EXIT_ERROR, or 1). */
 int server_run(const char *file, bool debug);
@@ -28,11 +18,5 @@ int server_reload(void);
 /* Start a graceful shutdown: stop accepting, answer queued requests 503,
  * let streams finish up to shutdown_grace, then exit 0. */
 void server_drain(const char *why);
-bool server_draining(void);
-const struct reload_status *server_reload_status(void);
-
-/* POST /admin/reload and POST /admin/drain. */
-void server_admin_reload(const char *url, struct local_answer *out);
-void server_admin_drain(const char *url, struct local_answer *out);
 
 #endif

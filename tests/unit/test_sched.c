@@ -1,11 +1,12 @@
 /*
  * Unit tests of the scheduler: slot limits, weighted sharing between tiers,
  * reserves, agent fairness, no head-of-line blocking across models,
- * replicas, busy back-off, and dispatch cost against queue length.
+ * replicas, busy back-off, draining, reload, and dispatch cost against
+ * queue length.
  *
- * The upstream is replaced at link time by the stubs below (the archive's
- * upstream.o is then never pulled in), so "dispatch" just records where
- * each request went and tests complete requests by hand.
+ * sched is pure logic: it links with what sits below it and nothing else.
+ * The test plays the layer above: its items stand for requests, and the
+ * hooks it hands to sched_init record what the dispatcher decided.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,48 +20,32 @@
 
 #include "config.h"
 #include "ev.h"
-#include "http.h"
 #include "log.h"
-#include "request.h"
-#include "route.h"
 #include "sched.h"
-#include "upstream.h"
 
-/* ---- link-time stubs for the upstream and the HTTP front ----
- * Only what the scheduler's own modules call: the request path needs no
- * route table, server or statistics views (route.c holds those). */
+/* ---- the layer above, played by the test ---- */
 
-static int started;
-static struct request *running[100000];
+static int started, unservable;
+static struct sched_item *running[100000];
 static int n_running;
-static struct request *submitted[100000]; /* the test holds the "connection" reference */
-static int n_submitted;
+static struct sched_item *items[100000]; /* every item, freed at teardown */
+static int n_items;
 
-int
-upstream_start(struct request *req)
+static void
+on_start(struct sched_item *it)
 {
 	started++;
-	req->easy = (CURL *)req; /* any non-NULL marker */
-	running[n_running++] = req;
-	return 0;
+	running[n_running++] = it;
 }
 
-void
-upstream_abort(struct request *req)
+static void
+on_unservable(struct sched_item *it)
 {
-	req->easy = NULL;
+	unservable++;
+	sched->totals.outcome[STATS_REJECTED]++;
 }
 
-void
-http_note_resume(void)
-{
-}
-
-/* ---- helpers ---- */
-
-static const struct route generate_route = {
-	"/api/generate", false, "POST", ROUTE_FORWARD, API_OLLAMA, true, true, NULL, AUTH_AGENT,
-};
+static const struct sched_hooks hooks = {on_start, on_unservable};
 
 static struct config *
 load(const char *text)
@@ -82,60 +67,76 @@ setup_with(const char *text)
 {
 	ev_init();
 	cfg = load(text);
-	sched_init(cfg);
-	started = 0;
+	sched_init(cfg, &hooks);
+	started = unservable = 0;
 	n_running = 0;
 	return 0;
+}
+
+/* Take it out of wherever it still is. */
+static void
+finish(struct sched_item *it)
+{
+	if (it->aq != NULL)
+		sched_dequeue(it);
+	if (it->holds_slot)
+		sched_release(it);
 }
 
 static int
 teardown(void **state)
 {
-	/* Finish everything still running or queued, then drop our refs. */
-	request_close_all("test end");
-	for (int i = 0; i < n_submitted; i++)
-		request_unref(submitted[i]);
-	n_submitted = 0;
+	for (int i = 0; i < n_items; i++) {
+		finish(items[i]);
+		sched_unbind(items[i]);
+		free(items[i]);
+	}
+	n_items = 0;
 	ev_flush();
 	sched_shutdown();
 	config_unref(cfg);
 	ev_shutdown();
-	assert_int_equal(request_live_count(), 0);
 	return 0;
 }
 
-/* A queued request for model on behalf of agent (the connection's ref is
- * the test's). */
-static struct request *
+/* A new item bound to model, for agent (not queued). */
+static struct sched_item *
+new_item(const char *model, const char *agent)
+{
+	struct sched_item *it = calloc(1, sizeof(*it));
+
+	assert_non_null(it);
+	it->agent = agent;
+	sched_bind(it, sched_find_model(model));
+	assert_non_null(it->model);
+	items[n_items++] = it;
+	return it;
+}
+
+/* A queued request for model on behalf of agent, or NULL when refused. */
+static struct sched_item *
 submit(const char *model, const char *agent)
 {
-	struct request *req = request_new(NULL, &generate_route, cfg);
+	struct sched_item *it = new_item(model, agent);
 
-	req->agent = strdup(agent);
-	req->model = sched_find_model(model);
-	assert_non_null(req->model);
 	sched->totals.requests++;
-	submitted[n_submitted++] = req;
-	if (sched_enqueue(req, false) < 0) {
-		request_close(req, STATS_REJECTED, "full");
+	if (sched_enqueue(it, false) < 0) {
+		sched->totals.outcome[STATS_REJECTED]++;
 		return NULL;
 	}
-	request_set_state(req, REQUEST_QUEUED);
-	ev_timer_init(&req->timer, NULL, req);
-	return req;
+	return it;
 }
 
 /* Complete the i-th started request and let the dispatcher run. */
-static struct request *
+static struct sched_item *
 complete(int i)
 {
-	struct request *req = running[i];
+	struct sched_item *it = running[i];
 
 	running[i] = NULL;
-	req->easy = NULL;
-	request_close(req, STATS_COMPLETED, "done");
+	sched_release(it);
 	ev_flush();
-	return req;
+	return it;
 }
 
 static int
@@ -233,7 +234,7 @@ test_queue_depth_rejects(void **state)
 static void
 test_agent_round_robin(void **state)
 {
-	struct request *late;
+	struct sched_item *late;
 
 	/* Agent x floods; agent y arrives after; y is served second. */
 	for (int i = 0; i < 4; i++)
@@ -368,30 +369,92 @@ test_busy_backoff_doubles_with_jitter(void **state)
 static void
 test_drain_refuses_enqueue(void **state)
 {
-	struct request *req = request_new(NULL, &generate_route, cfg);
+	struct sched_item *it = new_item("a", "");
 
-	req->agent = strdup("");
-	req->model = sched_find_model("a");
-	submitted[n_submitted++] = req;
 	sched_drain();
-	assert_int_equal(sched_enqueue(req, false), SCHED_DRAINING);
-	assert_int_equal(sched_enqueue(req, true), SCHED_DRAINING);
+	assert_int_equal(sched_enqueue(it, false), SCHED_DRAINING);
+	assert_int_equal(sched_enqueue(it, true), SCHED_DRAINING);
 	assert_int_equal(sched->tiers[0].queued, 0);
-	request_close(req, STATS_REJECTED, "draining");
 }
 
 /* Waits add up across re-queues: the first enqueue time stays. */
 static void
 test_requeue_keeps_first_enqueue_time(void **state)
 {
-	struct request *req = submit("a", "");
-	uint64_t first = req->t_enqueue_us;
+	struct sched_item *it = submit("a", "");
+	uint64_t first = it->t_enqueue_us;
 
 	assert_true(first != 0);
-	sched_dequeue(req);
+	sched_dequeue(it);
 	ev_update_now();
-	assert_int_equal(sched_enqueue(req, true), 0);
-	assert_int_equal(req->t_enqueue_us, first);
+	assert_int_equal(sched_enqueue(it, true), 0);
+	assert_int_equal(it->t_enqueue_us, first);
+}
+
+/* Every host of a model down: its queued items go back to the layer above
+ * (which answers them), none is dispatched. */
+static void
+test_host_down_hands_queued_items_up(void **state)
+{
+	for (int i = 0; i < 5; i++)
+		submit("a", "");
+	sched_dispatch();
+	assert_int_equal(started, 3);
+	sched_host_set_up(&sched->hosts[0], false);
+	assert_int_equal(unservable, 2);
+	assert_int_equal(sched->tiers[0].queued, 0);
+	assert_int_equal(sched->models[0].queued, 0);
+}
+
+static struct sched_item *requeued[16];
+static int n_requeued;
+
+static void
+on_requeue(struct sched_item *it)
+{
+	requeued[n_requeued++] = it;
+}
+
+/* A reload re-points every bound item: in-flight ones keep their slot
+ * where their placement survives and are recounted; queued ones are handed
+ * back, oldest first, with their model (or NULL when it is gone). */
+static void
+test_reload_moves_items(void **state)
+{
+	static const char *without_a =
+	    "hosts = ( { name = \"h\"; url = \"http://127.0.0.1:1\"; memory_gb = 100.0; num_parallel = 64; } );\n"
+	    "tiers = ( { name = \"t\"; queue_depth = 5; } );\n"
+	    "models = ( { name = \"b\"; tier = \"t\"; placements = ( { host = \"h\"; parallel = 2; } ); } );\n";
+	struct config *same = load(parallel3), *gone = load(without_a);
+	struct sched_item *q1, *q2, *b1;
+
+	for (int i = 0; i < 3; i++)
+		submit("a", "");
+	sched_dispatch();
+	q1 = submit("a", "");
+	q2 = submit("a", "");
+	b1 = submit("b", "");
+	sched_dispatch();
+	assert_int_equal(started, 4); /* three of a, one of b */
+	n_requeued = 0;
+	sched_reload(same, on_requeue);
+	assert_int_equal(n_requeued, 2);
+	assert_ptr_equal(requeued[0], q1);
+	assert_ptr_equal(requeued[1], q2);
+	assert_string_equal(q1->model->cfg->name, "a");
+	assert_int_equal(sched->models[0].placements[0].in_flight, 3); /* recounted */
+	assert_int_equal(sched->hosts[0].in_flight, 4);
+	n_requeued = 0;
+	sched_reload(gone, on_requeue);
+	assert_int_equal(n_requeued, 0); /* nothing was queued again */
+	assert_null(running[0]->model);  /* a is gone */
+	assert_false(running[0]->holds_slot);
+	assert_ptr_equal(b1->model, &sched->models[0]);
+	assert_true(b1->holds_slot);
+	assert_int_equal(sched->hosts[0].in_flight, 1);
+	running[0] = running[1] = running[2] = NULL; /* their slots went with a */
+	config_unref(same);
+	config_unref(gone);
 }
 
 static double
@@ -414,15 +477,26 @@ test_dispatch_cost_independent_of_queue_length(void **state)
 	double short_q, long_q;
 
 	/* Same work with 10 and with 10000 requests waiting, compared in the
-	 * same process: a linear scan would be ~1000x slower. */
+	 * same process, best of three each: a linear scan would be ~1000x
+	 * slower; the verdict leaves 50x (and 50 ms) for a loaded machine. */
 	for (int i = 0; i < 10; i++)
 		submit("a", "");
 	sched_dispatch();
 	short_q = seconds_for_cycles(2000);
+	for (int r = 0; r < 2; r++) {
+		double t = seconds_for_cycles(2000);
+		short_q = t < short_q ? t : short_q;
+	}
 	for (int i = 0; i < 9990; i++)
 		submit("a", "");
 	long_q = seconds_for_cycles(2000);
-	assert_true(long_q < short_q * 5 + 0.01);
+	for (int r = 0; r < 2; r++) {
+		double t = seconds_for_cycles(2000);
+		long_q = t < long_q ? t : long_q;
+	}
+	print_message("dispatch cycle: %.2f us with 10 queued, %.2f us with 10000\n", short_q / 2000 * 1e6,
+	    long_q / 2000 * 1e6);
+	assert_true(long_q < short_q * 50 + 0.05);
 }
 
 static const char *deep_cfg =
@@ -447,6 +521,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_busy_backoff_doubles_with_jitter, setup_deep, teardown),
 		cmocka_unit_test_setup_teardown(test_drain_refuses_enqueue, setup_deep, teardown),
 		cmocka_unit_test_setup_teardown(test_requeue_keeps_first_enqueue_time, setup_deep, teardown),
+		cmocka_unit_test_setup_teardown(test_host_down_hands_queued_items_up, setup_parallel3, teardown),
+		cmocka_unit_test_setup_teardown(test_reload_moves_items, setup_parallel3, teardown),
 		cmocka_unit_test_setup_teardown(test_reserve_keeps_slots_for_higher_tier, setup_reserve, teardown),
 		cmocka_unit_test_setup_teardown(test_replicas_most_free_relative, setup_replicas, teardown),
 		cmocka_unit_test_setup_teardown(test_dispatch_cost_independent_of_queue_length, setup_deep, teardown),

@@ -20,6 +20,7 @@
 #include "sim_engine.h"
 #include "sim_http.h"
 #include "sim_profile.h"
+#include "sim_wire.h"
 
 #define EX_USAGE 64
 #define EX_CONFIG 78
@@ -139,7 +140,7 @@ main(int argc, char **argv)
 	if (sfd < 0 || tfd < 0 || epfd < 0)
 		fatal("cannot create the event loop");
 
-	sim_engine_init(profile, speed, seed, sim_http_wake);
+	sim_engine_init(profile, speed, seed, sim_http_wake, &sim_wire_output);
 	int mhd_fd = sim_http_start(listen, epfd);
 	if (mhd_fd < 0) {
 		sim_engine_shutdown();

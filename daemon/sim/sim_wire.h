@@ -14,7 +14,6 @@
 
 #include "sim_engine.h"
 
-#define SIM_BUSY_MESSAGE "server busy, please try again.  maximum pending requests exceeded"
 
 void sim_buf_append(struct sim_buf *b, const char *data, size_t len);
 void sim_buf_free(struct sim_buf *b);
@@ -50,5 +49,8 @@ void sim_wire_error_inline(struct sim_req *req, int status, const char *message)
 
 /* A deterministic L2-normalized embedding of text; caller owns (json_decref). */
 json_t *sim_wire_embedding(const char *text, int dims, uint64_t seed);
+
+/* The engine's output in the wire format above (sim_engine_init). */
+extern const struct sim_output sim_wire_output;
 
 #endif

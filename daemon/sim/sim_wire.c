@@ -451,3 +451,7 @@ sim_wire_embedding(const char *text, int dims, uint64_t seed)
 	free(v);
 	return a;
 }
+
+const struct sim_output sim_wire_output = {
+	sim_wire_token, sim_wire_finish, sim_wire_load_reply, sim_wire_error_inline, sim_wire_word,
+};

@@ -18,7 +18,6 @@
 
 #include "log.h"
 #include "sim_engine.h"
-#include "sim_wire.h"
 #include "xmalloc.h"
 
 #define TOKEN_EPS 1e-6          /* tolerance on the virtual clock, in tokens */
@@ -62,6 +61,7 @@ static struct {
 	int64_t start_mono;             /* CLOCK_MONOTONIC ns at init */
 	int n_waiting;                  /* whole host, bounded by max_queue */
 	sim_engine_wake_fn wake;
+	struct sim_output out;       /* the wire format (sim_wire_output) */
 	TAILQ_HEAD(, fault) faults;
 } E;
 
@@ -131,8 +131,10 @@ sim_engine_model_profile(const struct sim_model *m)
 }
 
 void
-sim_engine_init(const struct sim_profile *p, double speed, uint64_t seed, sim_engine_wake_fn wake)
+sim_engine_init(const struct sim_profile *p, double speed, uint64_t seed, sim_engine_wake_fn wake,
+    const struct sim_output *out)
 {
+	E.out = *out;
 	E.profile = p;
 	E.speed = speed;
 	E.seed = seed;
@@ -264,9 +266,9 @@ finish(struct sim_model *m, struct sim_req *req, int64_t t)
 	release(m, req, t);
 	m->served++;
 	if (req->load_only)
-		sim_wire_load_reply(req, "load");
+		E.out.load_reply(req, "load");
 	else
-		sim_wire_finish(req, req->explicit_predict ? "length" : "stop");
+		E.out.finish(req, req->explicit_predict ? "length" : "stop");
 	E.wake(req);
 }
 
@@ -281,7 +283,7 @@ fire_fault(struct sim_model *m, struct sim_req *req, int64_t t)
 		req->abort_conn = true;
 		req->finished = true;
 	} else {
-		sim_wire_error_inline(req, req->fault_status, req->fault_message);
+		E.out.error_inline(req, req->fault_status, req->fault_message);
 	}
 	E.wake(req);
 }
@@ -333,10 +335,10 @@ emit_upto(struct sim_model *m, struct sim_req *req, int64_t upto)
 	if (upto <= req->emitted)
 		return;
 	while (req->emitted < upto) {
-		const char *w = sim_wire_word(req->text_seed ^ E.seed, req->emitted);
+		const char *w = E.out.word(req->text_seed ^ E.seed, req->emitted);
 		req->emitted++;
 		m->tokens++;
-		sim_wire_token(req, w);
+		E.out.token(req, w);
 	}
 	E.wake(req);
 }

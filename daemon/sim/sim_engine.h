@@ -25,6 +25,9 @@
 #include "compat_queue.h"
 #include "sim_profile.h"
 
+/* Ollama's 503 text when its queue is full (reference/ollama-api.md). */
+#define SIM_BUSY_MESSAGE "server busy, please try again.  maximum pending requests exceeded"
+
 struct MHD_Connection;
 struct sim_model;
 
@@ -132,7 +135,18 @@ struct sim_req {
 typedef void (*sim_engine_wake_fn)(struct sim_req *);
 
 /* Set up model state for a profile; speed scales simulated time. */
-void sim_engine_init(const struct sim_profile *p, double speed, uint64_t seed, sim_engine_wake_fn wake);
+/* How the engine's events become bytes on the wire (sim_wire.c): handed
+ * over at init, so the engine does not depend on the wire format. */
+struct sim_output {
+	void (*token)(struct sim_req *req, const char *word);
+	void (*finish)(struct sim_req *req, const char *done_reason);
+	void (*load_reply)(struct sim_req *req, const char *reason);
+	void (*error_inline)(struct sim_req *req, int status, const char *message);
+	const char *(*word)(uint64_t seed, int64_t i);
+};
+
+void sim_engine_init(const struct sim_profile *p, double speed, uint64_t seed, sim_engine_wake_fn wake,
+    const struct sim_output *out);
 void sim_engine_shutdown(void);
 
 /* Simulated time now, ns. */
