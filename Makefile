@@ -52,7 +52,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
 PROGS = $(BUILD)/harmonicd $(BUILD)/harmonicctl $(BUILD)/harmonic-sim
 
-.PHONY: all run check check-unit check-integration check-asan check-valgrind deps install uninstall clean format fuzz
+.PHONY: all run check check-layers check-unit check-integration check-asan check-valgrind deps install uninstall clean format fuzz
 all: $(PROGS)
 
 $(BUILD)/obj/%.o: daemon/%.c
@@ -89,12 +89,17 @@ export HARMONIC_COUNTS := $(CURDIR)/build/check-counts
 
 check: deps
 	@mkdir -p build && rm -f $(HARMONIC_COUNTS)
+	@$(MAKE) --no-print-directory check-layers
 	@$(MAKE) --no-print-directory all $(UNIT_BINS)
 	@$(MAKE) --no-print-directory check-unit check-integration
 	@$(MAKE) --no-print-directory SANITIZE=address,undefined check-asan
 	@$(MAKE) --no-print-directory check-valgrind
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=60
 	@awk '{p += $$1; f += $$2} END {printf "check: %d passed, %d failed\n", p, f; exit f > 0}' $(HARMONIC_COUNTS)
+
+# The include graph against the layers of docs/architecture.md.
+check-layers:
+	@if scripts/check-layers.sh; then r="1 0"; else r="0 1"; fi; echo "$$r" >> $(HARMONIC_COUNTS); [ "$$r" = "1 0" ]
 
 check-unit: $(UNIT_BINS)
 	@scripts/run-unit.sh $(BUILD) $(UNIT_BINS)

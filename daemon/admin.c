@@ -18,7 +18,7 @@ admin_init(const struct admin_actions *a)
 void
 admin_reload(const char *url, struct local_answer *out)
 {
-	if (daemon_status.draining) {
+	if (daemon_status.draining || actions.reload == NULL) {
 		api_answer_json(out, 503, jx_pack("{s:s}", "error", "harmonicd is shutting down"));
 		return;
 	}
@@ -34,5 +34,6 @@ admin_drain(const char *url, struct local_answer *out)
 {
 	api_answer_json(out, 202, jx_pack("{s:s,s:I}", "status", "draining", "open_requests",
 	    (json_int_t)request_live_count()));
-	actions.drain("POST /admin/drain");
+	if (actions.drain != NULL)
+		actions.drain("POST /admin/drain");
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "route.h"
 #include "../unit/fixture_api.h"
 #include "config.h"
 #include "log.h"

@@ -42,6 +42,7 @@
 #include "ev.h"
 #include "http.h"
 #include "log.h"
+#include "relay.h"
 #include "request.h"
 #include "sched.h"
 #include "statsview.h"
@@ -839,7 +840,7 @@ setup(void)
 
 	if (ev_init() < 0 || upstream_init(cfg->max_connections) < 0)
 		abort();
-	sched_init(cfg);
+	sched_init(cfg, &relay_sched_hooks);
 	if (http_init(cfg) < 0)
 		abort();
 	statsview_start();

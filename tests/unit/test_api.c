@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "route.h"
 #include "fixture_api.h"
 #include "config.h"
 #include "log.h"
