@@ -304,7 +304,7 @@ on_done(struct upstream_xfer *x, CURLcode rc)
 	long status = x->status;
 
 	if (rc != CURLE_OK) {
-		const char *why = curl_easy_strerror(rc);
+		const char *why = upstream_strerror(rc);
 		if (rc == CURLE_COULDNT_CONNECT && req->si.placement != NULL)
 			health_suspect(req->si.placement->host);
 		if (req->state == REQUEST_WAITING)

@@ -330,6 +330,12 @@ detach(struct upstream_xfer *x)
 	active--;
 }
 
+const char *
+upstream_strerror(CURLcode rc)
+{
+	return curl_easy_strerror(rc);
+}
+
 void
 upstream_abort(struct upstream_xfer *x)
 {

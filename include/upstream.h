@@ -39,6 +39,8 @@ void upstream_shutdown(void);
  * Returns 0, or -1 if the transfer could not even be set up (logged). */
 int upstream_start(struct upstream_xfer *x, const char *base, const char *path, const char *body, size_t len,
     double timeout_s);
+/* What went wrong, in curl's words. */
+const char *upstream_strerror(CURLcode rc);
 /* Abort x's transfer at once; no callbacks follow. */
 void upstream_abort(struct upstream_xfer *x);
 /* Resume a transfer paused by on_data (call outside its callbacks). */

@@ -12,6 +12,7 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { startSim, startDaemon, daemonConfig, generate, getJson, sleep } from './lib/harness.mjs';
+import { parse } from './lib/raw.mjs';
 
 const VALGRIND = process.env.HARMONIC_VALGRIND === '1';
 const MAX_BODY = 4096;
@@ -50,37 +51,6 @@ function raw(port, data, { timeoutMs = WAIT_MS } = {}) {
       }
     });
   });
-}
-
-/* Parse one HTTP/1.1 response (Content-Length or chunked) from buf. */
-function parse(buf) {
-  const end = buf.indexOf('\r\n\r\n');
-  if (end < 0) return { status: null, complete: false, body: '' };
-  const head = buf.subarray(0, end).toString('latin1').split('\r\n');
-  const status = Number(head[0].split(' ')[1]);
-  const headers = {};
-  for (const l of head.slice(1)) {
-    const i = l.indexOf(':');
-    headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
-  }
-  let rest = buf.subarray(end + 4);
-  if (headers['content-length'] !== undefined) {
-    const n = Number(headers['content-length']);
-    return { status, headers, body: rest.subarray(0, n).toString(), complete: rest.length >= n };
-  }
-  if (/chunked/i.test(headers['transfer-encoding'] ?? '')) {
-    let body = '';
-    for (;;) {
-      const nl = rest.indexOf('\r\n');
-      if (nl < 0) return { status, headers, body, complete: false };
-      const n = parseInt(rest.subarray(0, nl).toString(), 16);
-      if (n === 0) return { status, headers, body, complete: true };
-      if (rest.length < nl + 2 + n + 2) return { status, headers, body, complete: false };
-      body += rest.subarray(nl + 2, nl + 2 + n).toString();
-      rest = rest.subarray(nl + 2 + n + 2);
-    }
-  }
-  return { status, headers, body: rest.toString(), complete: false };
 }
 
 const req = (method, path, { headers = {}, body } = {}) => {
