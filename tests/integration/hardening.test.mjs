@@ -438,3 +438,38 @@ describe('g) an error mid-stream is a JSON line of its own', () => {
     }
   });
 });
+
+describe('h) settings a reload cannot apply are named; idle_timeout applies to new connections', () => {
+  test('listen and a higher max_connections are warned about; a shorter idle_timeout cuts a new idle connection', async () => {
+    const hd = await startDaemon(basic('idle_timeout = 120.0;\nmax_connections = 100;'));
+    try {
+      const text = fs.readFileSync(hd.config, 'utf8');
+      const other = text.replace(/listen = "127\.0\.0\.1:(\d+)";/, 'listen = ["127.0.0.1:$1", "127.0.0.1:1"];')
+        .replace('idle_timeout = 120.0;', 'idle_timeout = 1.0;').replace('max_connections = 100;', 'max_connections = 5000;');
+      assert.notEqual(other, text);
+      fs.writeFileSync(hd.config, other);
+      const before = hd.stderr().length;
+      hd.proc.kill('SIGHUP');
+      const t0 = Date.now();
+      while (!/configuration reloaded/.test(hd.stderr().slice(before)) && Date.now() - t0 < 10000 * SLOW) await sleep(20);
+      const log = hd.stderr().slice(before);
+      assert.match(log, /configuration reloaded/);
+      assert.match(log, /reload: listen changed; still listening on the old addresses/);
+      assert.match(log, /reload: max_connections = 5000 is above the 100/);
+      assert.match(log, /reload: idle_timeout = 1 s applies to connections opened from now on/);
+      // A connection opened after the reload is closed by the new idle
+      // timeout (MHD's timer: 1 s, give it 10x).
+      const c = await Conn.open(hd.port);
+      try {
+        c.write(head('GET', '/healthz'));
+        assert.equal((await c.response()).status, 200);
+        const closed = await c.waitClose(10000 * SLOW);
+        assert.ok(closed, 'the idle connection outlived the reloaded idle_timeout of 1 s by 10x');
+      } finally {
+        c.destroy();
+      }
+    } finally {
+      assert.equal(await hd.stop(), 0);
+    }
+  });
+});
