@@ -1,4 +1,4 @@
-/* auth: constant-time Bearer key check. */
+/* auth: constant-time API key check (Bearer or x-api-key). */
 #include "auth.h"
 
 #include <string.h>
@@ -20,25 +20,56 @@ same(const char *a, size_t al, const char *b, size_t bl)
 	return diff == 0;
 }
 
-bool
-auth_bearer_ok(char *const *keys, int n, const char *header)
+/* The token of a header value without surrounding blanks: *len bytes from
+ * the result. */
+static const char *
+trim(const char *v, size_t *len)
 {
-	const char *tok;
+	size_t n;
+
+	while (*v == ' ' || *v == '\t')
+		v++;
+	n = strlen(v);
+	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	*len = n;
+	return v;
+}
+
+/*
+ * Fold "token matches keys[i]" into *found and *idx for every key, without a
+ * branch on the outcome: the first matching index wins, and the work is
+ * the same whichever key matches, or none.
+ */
+static void
+match(char *const *keys, int n, const char *tok, size_t tl, unsigned *found, unsigned *idx)
+{
+	for (int i = 0; i < n; i++) {
+		unsigned eq = same(tok, tl, keys[i], strlen(keys[i]));
+		unsigned take = 0u - (eq & (*found ^ 1u)); /* all ones on the first match */
+		*idx = (*idx & ~take) | ((unsigned)i & take);
+		*found |= eq;
+	}
+}
+
+int
+auth_find(char *const *keys, int n, const char *authorization, const char *x_api_key)
+{
+	unsigned found = 0, idx = 0;
 	size_t tl;
-	bool ok = false;
+	const char *tok;
 
 	if (n == 0)
-		return true;
-	if (header == NULL || strncasecmp(header, "Bearer ", 7) != 0)
-		return false;
-	tok = header + 7;
-	while (*tok == ' ')
-		tok++;
-	tl = strlen(tok);
-	while (tl > 0 && tok[tl - 1] == ' ')
-		tl--;
-	/* Check every key, without stopping at a match. */
-	for (int i = 0; i < n; i++)
-		ok |= same(tok, tl, keys[i], strlen(keys[i]));
-	return ok;
+		return AUTH_OPEN;
+	if (authorization != NULL && strncasecmp(authorization, "Bearer ", 7) == 0) {
+		tok = trim(authorization + 7, &tl);
+		if (tl > 0)
+			match(keys, n, tok, tl, &found, &idx);
+	}
+	if (x_api_key != NULL) {
+		tok = trim(x_api_key, &tl);
+		if (tl > 0)
+			match(keys, n, tok, tl, &found, &idx);
+	}
+	return found ? (int)idx : AUTH_NO_MATCH;
 }

@@ -864,14 +864,36 @@ check_budget(struct ctx *c, struct config *cfg)
 /* ---- key files ---- */
 
 #define KEY_MAX 512
+#define KEY_NAME_MAX 128 /* AGENTS_NAME_MAX: a key's name is an agent's name */
 
-/* One key per line; blank lines and lines starting with '#' are skipped,
- * surrounding white space trimmed.  The file is read at every (re)load. */
+/* A key's name: 1 to KEY_NAME_MAX of [A-Za-z0-9_.:@/+-], and not "other"
+ * (the overflow entry of the agent table). */
+static bool
+key_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > KEY_NAME_MAX || strcmp(name, "other") == 0)
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!isalnum((unsigned char)*p) && strchr("_.:@/+-", *p) == NULL)
+			return false;
+	return true;
+}
+
+/*
+ * Each line is "KEY" or "NAME KEY" (white space between); blank lines and
+ * lines starting with '#' are skipped, surrounding white space trimmed.
+ * The file is read at every (re)load.  Diagnostics name the file's line,
+ * never a key (nor a name that might be a misplaced key).
+ */
 static void
-read_keys(struct ctx *c, const config_t *lc, const char *setting, const char *file, char ***keys, int *n)
+read_keys(struct ctx *c, const config_t *lc, const char *setting, const char *file, char ***keys,
+    char ***names, int *n)
 {
 	const config_setting_t *s = config_lookup(lc, setting);
 	char line[KEY_MAX + 2];
+	int lineno = 0, bad = 0;
 	FILE *f;
 
 	char *path = NULL;
@@ -888,9 +910,13 @@ read_keys(struct ctx *c, const config_t *lc, const char *setting, const char *fi
 		return;
 	}
 	while (fgets(line, sizeof(line), f) != NULL) {
-		char *p = line, *e;
+		char *p = line, *e, *key, *name = NULL;
+		int dup = -1;
+		lineno++;
 		if (strchr(line, '\n') == NULL && !feof(f)) {
-			report(c, DIAG_ERROR, s, 0, setting, "a key in \"%s\" is longer than %d bytes", file, KEY_MAX);
+			report(c, DIAG_ERROR, s, 0, setting, "\"%s\" line %d is longer than %d bytes", file, lineno,
+			    KEY_MAX);
+			bad++;
 			break;
 		}
 		while (isspace((unsigned char)*p))
@@ -900,11 +926,55 @@ read_keys(struct ctx *c, const config_t *lc, const char *setting, const char *fi
 			*--e = '\0';
 		if (*p == '\0' || *p == '#')
 			continue;
+		key = p;
+		for (e = p; *e != '\0' && !isspace((unsigned char)*e); e++)
+			;
+		if (*e != '\0') {
+			/* "NAME KEY" */
+			*e++ = '\0';
+			while (isspace((unsigned char)*e))
+				e++;
+			name = p;
+			key = e;
+			for (; *e != '\0'; e++)
+				if (isspace((unsigned char)*e)) {
+					report(c, DIAG_ERROR, s, 0, setting,
+					    "\"%s\" line %d: expected KEY or NAME KEY, found more fields", file, lineno);
+					bad++;
+					key = NULL;
+					break;
+				}
+			if (key == NULL)
+				continue;
+			if (!key_name_ok(name)) {
+				report(c, DIAG_ERROR, s, 0, setting,
+				    "\"%s\" line %d: a key's name is 1 to %d of the characters A-Z a-z 0-9 _ . : @ / + - "
+				    "and not \"other\"", file, lineno, KEY_NAME_MAX);
+				bad++;
+				continue;
+			}
+		}
+		for (int i = 0; i < *n && dup < 0; i++)
+			if (strcmp((*keys)[i], key) == 0)
+				dup = i;
+		if (dup >= 0) {
+			const char *other = (*names)[dup];
+			bool same_name = (other == NULL && name == NULL) ||
+			    (other != NULL && name != NULL && strcmp(other, name) == 0);
+			/* Which name would a client using it get?  Refuse to guess. */
+			report(c, same_name ? DIAG_WARNING : DIAG_ERROR, s, 0, setting,
+			    "\"%s\" line %d holds the same key as an earlier line%s", file, lineno,
+			    same_name ? "; ignored" : ", under another name");
+			bad += !same_name;
+			continue;
+		}
 		*keys = xreallocarray(*keys, (size_t)*n + 1, sizeof(char *));
-		(*keys)[(*n)++] = xstrdup(p);
+		*names = xreallocarray(*names, (size_t)*n + 1, sizeof(char *));
+		(*keys)[*n] = xstrdup(key);
+		(*names)[(*n)++] = name ? xstrdup(name) : NULL;
 	}
 	fclose(f);
-	if (*n == 0)
+	if (*n == 0 && bad == 0)
 		report(c, DIAG_ERROR, s, 0, setting, "\"%s\" holds no key", file);
 	free(path);
 }
@@ -944,8 +1014,9 @@ load(config_t *lc, const char *name, bool ok_parse, int read_errno, struct confi
 	read_models(&c, cfg, root);
 	if (diags->errors == 0)
 		check_budget(&c, cfg);
-	read_keys(&c, lc, "api_keys_file", cfg->api_keys_file, &cfg->api_keys, &cfg->n_api_keys);
-	read_keys(&c, lc, "admin_keys_file", cfg->admin_keys_file, &cfg->admin_keys, &cfg->n_admin_keys);
+	read_keys(&c, lc, "api_keys_file", cfg->api_keys_file, &cfg->api_keys, &cfg->api_key_names, &cfg->n_api_keys);
+	read_keys(&c, lc, "admin_keys_file", cfg->admin_keys_file, &cfg->admin_keys, &cfg->admin_key_names,
+	    &cfg->n_admin_keys);
 	if (diags->errors > 0) {
 		config_unref(cfg);
 		return NULL;
@@ -1036,12 +1107,18 @@ config_unref(struct config *cfg)
 	free(cfg->models);
 	free(cfg->api_keys_file);
 	free(cfg->admin_keys_file);
-	for (int i = 0; i < cfg->n_api_keys; i++)
+	for (int i = 0; i < cfg->n_api_keys; i++) {
 		free(cfg->api_keys[i]);
+		free(cfg->api_key_names[i]);
+	}
 	free(cfg->api_keys);
-	for (int i = 0; i < cfg->n_admin_keys; i++)
+	free(cfg->api_key_names);
+	for (int i = 0; i < cfg->n_admin_keys; i++) {
 		free(cfg->admin_keys[i]);
+		free(cfg->admin_key_names[i]);
+	}
 	free(cfg->admin_keys);
+	free(cfg->admin_key_names);
 	free(cfg->file);
 	free(cfg);
 }

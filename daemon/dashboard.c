@@ -3,7 +3,8 @@
  * JavaScript, no outside URLs, no build step).  The page polls /stats
  * (relative URL, so it also works behind a path-prefix proxy) once a
  * second, or every ?interval=MS, and draws the aggregate tokens/s chart,
- * per-host slot gauges, the tier table and the placement table from it.
+ * per-host slot gauges, the tier and placement tables and the busiest
+ * agents from it.
  *
  * The page is kept here as one string literal so the daemon has no data
  * files to find at run time.  It uses single quotes only, so each line
@@ -50,6 +51,7 @@ static const char page[] =
 	".gauge { height: 14px; background: #0c1016; border: 1px solid var(--line); border-radius: 7px; overflow: hidden; margin: 6px 0 4px; }\n"
 	".gauge > div { height: 100%; background: linear-gradient(90deg, var(--accent), var(--accent2)); width: 0; transition: width .3s; }\n"
 	".small { color: var(--dim); font-size: 12px; }\n"
+	".small.warn { color: var(--accent2); }\n"
 	"table { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }\n"
 	"th, td { text-align: right; padding: 4px 8px; border-bottom: 1px solid var(--line); white-space: nowrap; }\n"
 	"th { color: var(--dim); font-weight: 600; font-size: 12px; }\n"
@@ -98,12 +100,20 @@ static const char page[] =
 	"    <th>queued</th><th>completed</th><th>failed</th><th>eval tokens</th><th>tok/s 1 s</th><th>tok/s 10 s</th>\n"
 	"    <th>ttft p50 ms</th><th>ttft p95 ms</th></tr></thead><tbody></tbody></table>\n"
 	"</section>\n"
+	"\n"
+	"<section>\n"
+	"  <h2>Busiest agents <span class='legend' id='agents-note'></span></h2>\n"
+	"  <table id='agents'><thead><tr><th>agent</th><th>in flight</th><th>queued</th><th>tok/s 10 s</th>\n"
+	"    <th>requests</th><th>completed</th><th>failed</th><th>rejected</th><th>cancelled</th><th>prompt tokens</th>\n"
+	"    <th>eval tokens</th></tr></thead><tbody></tbody></table>\n"
+	"</section>\n"
 	"</div>\n"
 	"\n"
 	"<script>\n"
 	"'use strict';\n"
 	"const POLL_MS = Math.max(200, Number(new URLSearchParams(location.search).get('interval')) || 1000);\n"
 	"const HISTORY = 120;\n"
+	"const AGENTS_SHOWN = 10;\n"
 	"const hist = [];\n"
 	"const $ = (id) => document.getElementById(id);\n"
 	"const fmt = (x, d = 0) => (x == null || isNaN(x)) ? '-' : Number(x).toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });\n"
@@ -207,6 +217,7 @@ static const char page[] =
 	"      ' (10 s)' + (h.tokens_per_watt > 0 ? ', ' + fmt(h.tokens_per_watt, 2) + ' tok/W' : ''), 'small'));\n"
 	"    card.appendChild(el('div', 'memory ' + fmt(h.memory_gb.planned, 1) + ' of ' + fmt(h.memory_gb.budget, 1) + ' GB planned', 'small'));\n"
 	"    card.appendChild(el('div', 'loaded: ' + (h.loaded.length ? h.loaded.join(', ') : 'none'), 'small'));\n"
+	"    if (h.context_advice) card.appendChild(el('div', 'context reloads: ' + h.context_advice, 'small warn'));\n"
 	"    return card;\n"
 	"  });\n"
 	"  $('hosts').replaceChildren(...hosts);\n"
@@ -227,6 +238,19 @@ static const char page[] =
 	"    }\n"
 	"  }\n"
 	"  fillBody('placements', rows);\n"
+	"\n"
+	"  // Busiest first: live tokens/s, then requests waiting or running, then all requests.\n"
+	"  const agents = (s.agents || []).slice().sort((a, b) => (b.tokens_per_s['10s'] - a.tokens_per_s['10s']) ||\n"
+	"    (b.in_flight + b.queued - a.in_flight - a.queued) || (b.requests - a.requests));\n"
+	"  $('agents-note').textContent = agents.length > AGENTS_SHOWN ?\n"
+	"    'top ' + AGENTS_SHOWN + ' of ' + agents.length : '';\n"
+	"  fillBody('agents', agents.slice(0, AGENTS_SHOWN).map((a) => {\n"
+	"    const r = row([a.name, fmt(a.in_flight), fmt(a.queued), fmt(a.tokens_per_s['10s'], 1), fmt(a.requests),\n"
+	"      fmt(a.completed), fmt(a.failed), fmt(a.rejected), fmt(a.cancelled), fmt(a.prompt_tokens),\n"
+	"      fmt(a.eval_tokens)]);\n"
+	"    r.dataset.agent = a.name;\n"
+	"    return r;\n"
+	"  }));\n"
 	"}\n"
 	"\n"
 	"let polls = 0;\n"

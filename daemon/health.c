@@ -2,10 +2,11 @@
 #include "health.h"
 
 #include <jansson.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
+#include "dialect.h"
 #include "config.h"
 #include "jsonx.h"
 #include "ev.h"
@@ -25,6 +26,102 @@ static struct host_state *states;
 static int n_states;
 
 static void probe_host(struct rt_host *h);
+
+/* The model's tag as a lookup key (lowercase, ":latest" implied), so that
+ * "qwen3" in the config matches "qwen3:latest" in /api/ps. */
+static bool
+same_tag(const char *a, const char *b)
+{
+	char *ka = config_model_key(a), *kb = config_model_key(b);
+	bool same = strcmp(ka, kb) == 0;
+
+	free(ka);
+	free(kb);
+	return same;
+}
+
+/* The pinned num_ctx of every placement on h, if they are all the same;
+ * 0 if they differ or none is pinned. */
+static int
+uniform_pin(const struct rt_host *h)
+{
+	int pin = 0;
+
+	for (int i = 0; i < sched->n_models; i++)
+		for (int k = 0; k < sched->models[i].n_placements; k++) {
+			const struct rt_placement *p = &sched->models[i].placements[k];
+			int n = p->model->cfg->num_ctx;
+			if (p->host != h || n <= 0)
+				continue;
+			if (pin != 0 && n != pin)
+				return 0;
+			pin = n;
+		}
+	return pin;
+}
+
+char *
+health_context_advice(const struct rt_host *h)
+{
+	uint64_t now = ev_now_us();
+	const struct rt_placement *bad = NULL;
+	int pin;
+
+	for (int i = 0; i < sched->n_models && bad == NULL; i++)
+		for (int k = 0; k < sched->models[i].n_placements; k++) {
+			const struct rt_placement *p = &sched->models[i].placements[k];
+			if (p->host == h && p->ctx_mismatch_us != 0 && now - p->ctx_mismatch_us < HEALTH_CONTEXT_RECENT_US) {
+				bad = p;
+				break;
+			}
+		}
+	if (bad == NULL)
+		return NULL;
+	if ((pin = uniform_pin(h)) > 0)
+		return xasprintf("set OLLAMA_CONTEXT_LENGTH=%d on host \"%s\" (%s) and restart its Ollama; a model whose "
+		    "Modelfile sets num_ctx keeps that instead, so make it %d there too", pin, h->cfg->name, h->cfg->url, pin);
+	return xasprintf("the models on host \"%s\" (%s) pin different num_ctx, so OLLAMA_CONTEXT_LENGTH cannot match "
+	    "them all: create a variant of %s with PARAMETER num_ctx %d in its Modelfile (ollama create) and name it "
+	    "in the model's \"ollama\" setting; likewise for each model reported", h->cfg->name, h->cfg->url,
+	    bad->model->cfg->ollama, bad->model->cfg->num_ctx);
+}
+
+/*
+ * What /api/ps says of p's model: loaded with context ctx (0: not resident
+ * or not reported).  A change between two probes that both saw it resident
+ * is a reload; a context other than the pinned one means requests without
+ * options (the OpenAI and Anthropic dialects, which cannot carry num_ctx)
+ * loaded it at the host's default, and every switch between them and the
+ * pinned /api traffic reloads it.
+ */
+static void
+note_context(struct rt_placement *p, int ctx)
+{
+	uint64_t now = ev_now_us();
+	int pin = p->model->cfg->num_ctx;
+	char *advice;
+
+	if (ctx > 0 && p->ctx_loaded > 0 && ctx != p->ctx_loaded)
+		p->ctx_reloads++;
+	p->ctx_loaded = ctx;
+	/* Some Ollama versions report the runner's whole KV size, num_ctx
+	 * times OLLAMA_NUM_PARALLEL: that is the pinned context too. */
+	if (ctx <= 0 || pin <= 0 || ctx == pin || (int64_t)ctx == (int64_t)pin * p->host->cfg->num_parallel)
+		return;
+	p->ctx_mismatches++;
+	p->ctx_mismatch_us = now;
+	if (p->ctx_warned_us != 0 && now - p->ctx_warned_us < HEALTH_CONTEXT_WARN_US)
+		return;
+	p->ctx_warned_us = now;
+	advice = health_context_advice(p->host);
+	log_warnx("host %s: model %s is loaded with a %d-token context but num_ctx pins %d: requests on "
+	          "/v1/chat/completions, /v1/completions, /v1/messages and /v1/responses carry no options, so Ollama "
+	          "loads the model at the host's default context and reloads it, for seconds, whenever traffic "
+	          "switches between them and /api/* (%llu reloads seen so far); %s", p->host->cfg->name,
+	    p->model->cfg->ollama, ctx, pin, (unsigned long long)p->ctx_reloads,
+	    advice ? advice : "set the host's default context to the pinned one");
+	free(advice);
+}
 
 static void
 on_ps(struct rt_host *h, const char *path, long status, const char *body, size_t len, void *arg)
@@ -50,6 +147,25 @@ on_ps(struct rt_host *h, const char *path, long status, const char *body, size_t
 				h->loaded[h->n_loaded++] = xstrdup(name);
 		}
 	}
+	/* The loaded context of every model placed here (Ollama >= 0.10
+	 * reports context_length; older ones do not, and nothing is judged). */
+	for (int mi = 0; mi < sched->n_models; mi++)
+		for (int k = 0; k < sched->models[mi].n_placements; k++) {
+			struct rt_placement *p = &sched->models[mi].placements[k];
+			int ctx = 0;
+			if (p->host != h)
+				continue;
+			json_array_foreach(models, i, m) {
+				const char *name = json_string_value(json_object_get(m, "name"));
+				json_t *c = json_object_get(m, "context_length");
+				if (name != NULL && same_tag(name, p->model->cfg->ollama)) {
+					ctx = json_is_integer(c) && json_integer_value(c) > 0 && json_integer_value(c) <= INT32_MAX ?
+					    (int)json_integer_value(c) : 0;
+					break;
+				}
+			}
+			note_context(p, ctx);
+		}
 	json_decref(o);
 }
 
@@ -80,7 +196,7 @@ warm_models(struct rt_host *h)
 				continue;
 			o = jx_pack("{s:o}", "model", jx_str(m->cfg->ollama));
 			if (o != NULL)
-				api_pin_options(o, m->cfg);
+				dialect_pin_options(o, m->cfg);
 			s = jx_dump(o, NULL);
 			if (s == NULL || upstream_probe(h, "/api/generate", s, sched->cfg->request_timeout, on_warm, p) < 0)
 				sched_unclaim(p);

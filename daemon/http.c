@@ -27,6 +27,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "agents.h"
 #include "api.h"
 #include "route.h"
 #include "auth.h"
@@ -588,6 +589,21 @@ agent_name(const char *v)
 	return xstrndup(v, n);
 }
 
+/* Who the request is (docs/observability.md, "Agents"): its
+ * X-Harmonic-Agent header, else the name of the API key it presented
+ * (key: auth_find's answer), else "anonymous".  Caller frees. */
+static char *
+agent_identity(struct MHD_Connection *c, const struct route *r, int key)
+{
+	const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Harmonic-Agent");
+
+	if (v != NULL && *v != '\0')
+		return agent_name(v);
+	if (r->auth == AUTH_AGENT && key >= 0 && key < current_cfg->n_api_keys && current_cfg->api_key_names[key] != NULL)
+		return xstrdup(current_cfg->api_key_names[key]);
+	return xstrdup(AGENTS_ANONYMOUS);
+}
+
 /* The end of a request for a local answer (its body, if any, discarded). */
 static enum MHD_Result
 local_answer(struct MHD_Connection *c, const char *url)
@@ -606,6 +622,7 @@ first_call(struct MHD_Connection *c, const char *url, const char *method, void *
 	const union MHD_ConnectionInfo *sc = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	const char *v;
 	struct request *req;
+	int key = AUTH_OPEN;
 
 	if (sc != NULL)
 		unlist_fresh(sc->socket_context);
@@ -622,11 +639,13 @@ first_call(struct MHD_Connection *c, const char *url, const char *method, void *
 		return queue_error(c, r, 400, "the X-Harmonic-Agent header is not valid UTF-8");
 	if (r->auth != AUTH_NONE) {
 		const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+		const char *x = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-api-key");
 		bool admin = r->auth == AUTH_ADMIN;
 		if (admin && current_cfg->n_admin_keys == 0)
 			return queue_error(c, r, 403, "admin endpoints are disabled: set admin_keys_file");
-		if (!auth_bearer_ok(admin ? current_cfg->admin_keys : current_cfg->api_keys,
-		        admin ? current_cfg->n_admin_keys : current_cfg->n_api_keys, h))
+		key = auth_find(admin ? current_cfg->admin_keys : current_cfg->api_keys,
+		    admin ? current_cfg->n_admin_keys : current_cfg->n_api_keys, h, x);
+		if (key == AUTH_NO_MATCH)
 			return queue_unauthorized(c, r);
 	}
 	if (r->kind == ROUTE_LOCAL) {
@@ -640,6 +659,11 @@ first_call(struct MHD_Connection *c, const char *url, const char *method, void *
 	if (v != NULL && strtoull(v, NULL, 10) > (unsigned long long)current_cfg->max_body) {
 		char *msg = xasprintf("request body exceeds max_body (%lld bytes)", (long long)current_cfg->max_body);
 		enum MHD_Result ret;
+		char *who = agent_identity(c, r, key);
+		struct agent *a = agents_arrive(who);
+		free(who);
+		agents_outcome(a, STATS_REJECTED); /* no request object: counted here, as in the totals */
+		agents_leave(a);
 		sched->totals.requests++;
 		sched->totals.outcome[STATS_REJECTED]++;
 		ret = queue_error(c, r, 413, msg);
@@ -650,9 +674,9 @@ first_call(struct MHD_Connection *c, const char *url, const char *method, void *
 		return queue_error(c, r, 503, "harmonicd is shutting down");
 	req = request_new(c, r, current_cfg);
 	req->unqueued = r->kind == ROUTE_SHOW;
-	v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Harmonic-Agent");
-	req->agent = v ? agent_name(v) : xstrdup("");
-	req->si.agent = req->agent;
+	req->agent = agent_identity(c, r, key);
+	req->si.agent = req->agent; /* fairness and statistics know the same agent */
+	req->si.who = agents_arrive(req->agent);
 	sched->totals.requests++;
 	*con_cls = req;
 	return MHD_YES;

@@ -14,6 +14,7 @@
 
 #include "api.h"
 #include "config.h"
+#include "dialect.h"
 #include "jsonx.h"
 #include "sched.h"
 #include "status.h"
@@ -159,7 +160,7 @@ local_v1_model(const char *url, struct local_answer *out)
 
 	if (m == NULL) {
 		char *msg = xasprintf("model \"%s\" not found", name);
-		api_answer_json(out, 404, api_error_body_in(API_OPENAI, 404, msg));
+		api_answer_json(out, 404, dialect_openai.error_body(404, msg));
 		free(msg);
 		return;
 	}

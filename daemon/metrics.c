@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agents.h"
 #include "api.h"
 #include "config.h"
 #include "jsonx.h"
@@ -218,6 +219,40 @@ placement_gauges(struct out *o)
 	}
 }
 
+/* The context each placed model is loaded with against the pinned num_ctx
+ * (health.h): the loaded length where resident, reloads seen, mismatches. */
+static void
+context_series(struct out *o)
+{
+	family(o, "harmonic_context_length", "gauge",
+	    "Context the host has the model loaded with (/api/ps context_length); absent when not resident.");
+	for (int i = 0; i < sched->n_models; i++)
+		for (int k = 0; k < sched->models[i].n_placements; k++) {
+			const struct rt_placement *p = &sched->models[i].placements[k];
+			if (p->ctx_loaded <= 0)
+				continue;
+			out_printf(o, "harmonic_context_length{");
+			placement_labels(o, p);
+			out_printf(o, "} %d\n", p->ctx_loaded);
+		}
+	family(o, "harmonic_context_reloads_total", "counter",
+	    "Changes of the loaded context between two health probes: reloads of the model on the host.");
+	for (int i = 0; i < sched->n_models; i++)
+		for (int k = 0; k < sched->models[i].n_placements; k++) {
+			out_printf(o, "harmonic_context_reloads_total{");
+			placement_labels(o, &sched->models[i].placements[k]);
+			out_printf(o, "} %llu\n", (unsigned long long)sched->models[i].placements[k].ctx_reloads);
+		}
+	family(o, "harmonic_context_mismatches_total", "counter",
+	    "Health probes that saw the model loaded at another context than its pinned num_ctx.");
+	for (int i = 0; i < sched->n_models; i++)
+		for (int k = 0; k < sched->models[i].n_placements; k++) {
+			out_printf(o, "harmonic_context_mismatches_total{");
+			placement_labels(o, &sched->models[i].placements[k]);
+			out_printf(o, "} %llu\n", (unsigned long long)sched->models[i].placements[k].ctx_mismatches);
+		}
+}
+
 /* parallel = "auto" placements: the controller's limit, best and newest
  * measured rates, and its changes (docs/adaptive-slots.md). */
 static void
@@ -339,6 +374,65 @@ queue_gauges(struct out *o)
 	}
 }
 
+/* Named agents, then "other" once it has counted something (as /stats):
+ * at most AGENTS_MAX + 1 label values, whatever clients send. */
+static const struct agent *
+agent_at(int i)
+{
+	if (i < agents_count())
+		return agents_at(i);
+	return i == agents_count() && agents_other()->requests > 0 ? agents_other() : NULL;
+}
+
+static void
+agent_series(struct out *o)
+{
+	const struct agent *a;
+
+	family(o, "harmonic_agent_requests_received_total", "counter",
+	    "Requests that arrived, by agent (X-Harmonic-Agent, else the API key's name, else anonymous).");
+	for (int i = 0; (a = agent_at(i)) != NULL; i++) {
+		out_printf(o, "harmonic_agent_requests_received_total{");
+		out_label(o, "agent", a->name, true);
+		out_printf(o, "} %llu\n", (unsigned long long)a->requests);
+	}
+	family(o, "harmonic_agent_requests_total", "counter", "Finished requests by agent and outcome.");
+	for (int i = 0; (a = agent_at(i)) != NULL; i++)
+		for (int oc = 0; oc < STATS_OUTCOME_COUNT; oc++) {
+			out_printf(o, "harmonic_agent_requests_total{");
+			out_label(o, "agent", a->name, true);
+			out_printf(o, ",outcome=\"%s\"} %llu\n", stats_outcome_name(oc), (unsigned long long)a->outcome[oc]);
+		}
+	family(o, "harmonic_agent_tokens_total", "counter",
+	    "Tokens from the backends' final counts of completed requests, by agent and kind.");
+	for (int i = 0; (a = agent_at(i)) != NULL; i++) {
+		out_printf(o, "harmonic_agent_tokens_total{");
+		out_label(o, "agent", a->name, true);
+		out_printf(o, ",kind=\"prompt\"} %llu\nharmonic_agent_tokens_total{", (unsigned long long)a->prompt_tokens);
+		out_label(o, "agent", a->name, true);
+		out_printf(o, ",kind=\"eval\"} %llu\n", (unsigned long long)a->eval_tokens);
+	}
+	family(o, "harmonic_agent_streamed_tokens_total", "counter",
+	    "Generated tokens as they are relayed, by agent; rate() of it is the agent's live tokens/s.");
+	for (int i = 0; (a = agent_at(i)) != NULL; i++) {
+		out_printf(o, "harmonic_agent_streamed_tokens_total{");
+		out_label(o, "agent", a->name, true);
+		out_printf(o, "} %llu\n", (unsigned long long)a->streamed_tokens);
+	}
+	family(o, "harmonic_agent_in_flight", "gauge", "Requests of the agent holding a slot now.");
+	for (int i = 0; (a = agent_at(i)) != NULL; i++) {
+		out_printf(o, "harmonic_agent_in_flight{");
+		out_label(o, "agent", a->name, true);
+		out_printf(o, "} %d\n", a->in_flight);
+	}
+	family(o, "harmonic_agent_queued", "gauge", "Requests of the agent waiting in a tier queue now.");
+	for (int i = 0; (a = agent_at(i)) != NULL; i++) {
+		out_printf(o, "harmonic_agent_queued{");
+		out_label(o, "agent", a->name, true);
+		out_printf(o, "} %d\n", a->queued);
+	}
+}
+
 /* The whole exposition; caller owns the result (free). */
 static char *
 render(size_t *len)
@@ -351,8 +445,10 @@ render(size_t *len)
 	tokens(&o);
 	placement_gauges(&o);
 	auto_gauges(&o);
+	context_series(&o);
 	host_gauges(&o);
 	queue_gauges(&o);
+	agent_series(&o);
 	family(&o, "harmonic_queue_wait_seconds", "histogram", "Time from enqueue to dispatch of requests that got a slot.");
 	for (int i = 0; i < sched->n_tiers; i++)
 		histogram(&o, "harmonic_queue_wait_seconds", &sched->tiers[i].queue_wait, tier_labels_cb, &sched->tiers[i]);

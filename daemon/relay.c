@@ -15,8 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agents.h"
 #include "api.h"
 #include "config.h"
+#include "dialect.h"
 #include "ev.h"
 #include "health.h"
 #include "log.h"
@@ -46,6 +48,7 @@ count_tokens(struct request *req, uint64_t n)
 	stats_rate_add(&p->host->rate, now, n);
 	stats_rate_add(&p->rate, now, n);
 	p->streamed_tokens += n;
+	agents_streamed(req->si.who, now, n);
 }
 
 /* First body byte of a 2xx: the response is now the client's. */
@@ -243,6 +246,31 @@ fail_before_first_byte(struct request *req, const char *why)
 	free(msg);
 }
 
+/* The answer failed after its first byte: end it the way the client's
+ * dialect ends a failed stream (append, unless the backend already wrote
+ * its own error), count it failed, and let the client read the rest. */
+static void
+finish_failed(struct request *req, const char *why, bool append)
+{
+	if (req->echo_from != NULL)
+		flush_tail(req);
+	if (append) {
+		size_t len;
+		char *end = req->stream ? req->route->dialect->stream_failure(why, &len)
+		                        : dialect_ollama.stream_failure(why, &len);
+		/* Make sure the ending starts on a line of its own, also when
+		 * the partial line before it has already reached the client. */
+		if (req->buf_last != '\0' && req->buf_last != '\n')
+			request_buf_append(req, "\n", 1);
+		request_buf_append(req, end, len);
+		free(end);
+	}
+	req->up_done = true;
+	request_close(req, STATS_FAILED, why);
+	request_set_state(req, REQUEST_DRAINING);
+	request_wake(req);
+}
+
 static void
 finish_ok(struct request *req)
 {
@@ -254,12 +282,25 @@ finish_ok(struct request *req)
 	if (req->echo_from != NULL)
 		flush_tail(req);
 	tokscan_finish(&req->scan);
+	/* A 2xx is not a success when the backend wrote an error into it
+	 * (Ollama's runner died mid-answer), or when a dialect's stream ended
+	 * without its terminal event (Ollama's /v1/messages and /v1/responses
+	 * just stop): both count as failed, and the client must see it. */
+	if (req->scan.error) {
+		finish_failed(req, "the backend reported an error in its answer", false);
+		return;
+	}
+	if (req->stream && req->route->dialect->needs_terminal && !req->scan.done) {
+		finish_failed(req, "the backend ended the stream before it was complete", true);
+		return;
+	}
 	ev = req->scan.have_counts ? req->scan.eval_count : (int64_t)req->scan.token_lines;
 	pe = req->scan.have_counts ? req->scan.prompt_eval_count : 0;
 	if (ev > (int64_t)req->scan.token_lines)
 		count_tokens(req, (uint64_t)(ev - (int64_t)req->scan.token_lines));
 	sched->totals.eval_tokens += (uint64_t)ev;
 	sched->totals.prompt_tokens += (uint64_t)pe;
+	agents_final(req->si.who, (uint64_t)pe, (uint64_t)ev);
 	if (p != NULL) {
 		p->eval_tokens += (uint64_t)ev;
 		p->prompt_tokens += (uint64_t)pe;
@@ -271,31 +312,6 @@ finish_ok(struct request *req)
 	request_wake(req);
 }
 
-static void
-finish_error_midstream(struct request *req, const char *why)
-{
-	char *line;
-	size_t slen;
-	char *s = api_error_text(NULL, 500, why, &slen); /* Ollama's shape, also inside OpenAI streams */
-
-	if (req->stream && route_is_openai(req->route))
-		line = xasprintf("data: %s\n\n", s);
-	else
-		line = xasprintf("%s\n", s);
-	if (req->echo_from != NULL)
-		flush_tail(req);
-	/* Make sure the error starts on a line of its own, also when the
-	 * partial line before it has already reached the client. */
-	if (req->buf_last != '\0' && req->buf_last != '\n')
-		request_buf_append(req, "\n", 1);
-	request_buf_append(req, line, strlen(line));
-	free(line);
-	free(s);
-	req->up_done = true;
-	request_close(req, STATS_FAILED, why);
-	request_set_state(req, REQUEST_DRAINING);
-	request_wake(req);
-}
 
 static void
 on_done(struct upstream_xfer *x, CURLcode rc)
@@ -310,8 +326,8 @@ on_done(struct upstream_xfer *x, CURLcode rc)
 		if (req->state == REQUEST_WAITING)
 			fail_before_first_byte(req, why);
 		else
-			finish_error_midstream(req, rc == CURLE_OPERATION_TIMEDOUT ?
-			    "backend timed out (request_timeout)" : "backend connection failed mid-stream");
+			finish_failed(req, rc == CURLE_OPERATION_TIMEDOUT ?
+			    "backend timed out (request_timeout)" : "backend connection failed mid-stream", true);
 		return;
 	}
 	if (status >= 200 && status < 300) {

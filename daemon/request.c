@@ -10,8 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agents.h"
 #include "api.h"
 #include "config.h"
+#include "dialect.h"
 #include "jsonx.h"
 #include "log.h"
 #include "sched.h"
@@ -50,7 +52,7 @@ request_new(struct MHD_Connection *conn, const struct route *route, struct confi
 	req->conn = conn;
 	req->t_arrive_us = ev_now_us();
 	req->watch.fd = -1;
-	tokscan_init(&req->scan);
+	tokscan_init(&req->scan, route->dialect->scan_line);
 	ev_timer_init(&req->timer, NULL, req);
 	ev_timer_init(&req->watch_timer, NULL, req);
 	TAILQ_INSERT_TAIL(&all_requests, req, all);
@@ -76,6 +78,7 @@ request_free(void *arg)
 	ev_timer_stop(&req->timer);
 	ev_timer_stop(&req->watch_timer);
 	config_unref(req->cfg);
+	agents_leave(req->si.who);
 	free(req->agent);
 	free(req->body);
 	free(req->up_body);
@@ -217,6 +220,7 @@ account(struct request *req, enum stats_outcome outcome)
 	if (sched == NULL)
 		return;
 	sched->totals.outcome[outcome]++;
+	agents_outcome(req->si.who, outcome); /* the per-agent sums stay equal to the totals */
 	if (req->unqueued)
 		return; /* /api/show: no slot, no queue; only the totals count it */
 	sched_note_queue_wait(&req->si);

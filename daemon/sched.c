@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agents.h"
 #include "config.h"
 #include "ev.h"
 #include "log.h"
@@ -261,6 +262,8 @@ move_item(struct sched_item *it, struct moved *mv)
 		} else {
 			/* Its placement is gone: it finishes outside the new budget. */
 			it->holds_slot = false;
+			if (it->who != NULL)
+				it->who->in_flight--;
 		}
 	}
 	it->model = nm;
@@ -443,6 +446,8 @@ sched_enqueue(struct sched_item *it, bool at_head)
 		it->t_enqueue_us = ev_now_us(); /* the first time: waits add up across re-queues */
 	m->queued++;
 	t->queued++;
+	if (it->who != NULL)
+		it->who->queued++;
 	return 0;
 }
 
@@ -457,6 +462,8 @@ sched_dequeue(struct sched_item *it)
 	it->aq = NULL;
 	m->queued--;
 	m->tier->queued--;
+	if (it->who != NULL)
+		it->who->queued--;
 	if (TAILQ_EMPTY(&aq->requests)) {
 		TAILQ_REMOVE(&m->agents, aq, ring);
 		free(aq->agent);
@@ -508,6 +515,8 @@ take_slot(struct sched_item *it, struct rt_placement *p)
 	sched_dequeue(it);
 	it->placement = p;
 	it->holds_slot = true;
+	if (it->who != NULL)
+		it->who->in_flight++;
 	p->in_flight++;
 	if (p->in_flight > p->max_in_flight)
 		p->max_in_flight = p->in_flight;
@@ -574,6 +583,8 @@ sched_release(struct sched_item *it)
 
 	assert(it->holds_slot && p != NULL);
 	it->holds_slot = false;
+	if (it->who != NULL)
+		it->who->in_flight--;
 	p->in_flight--;
 	p->host->in_flight--;
 	p->host->tier_in_flight[it->model->tier->index]--;

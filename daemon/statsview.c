@@ -6,7 +6,9 @@
  */
 #include "statsview.h"
 
+#include "agents.h"
 #include "api.h"
+#include "health.h"
 #include "config.h"
 #include "jsonx.h"
 #include "ev.h"
@@ -15,6 +17,7 @@
 #include "status.h"
 #include "upstream.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static uint64_t start_us;
@@ -39,16 +42,22 @@ tier_json(const struct rt_tier *t, uint64_t now)
 static json_t *
 host_json(const struct rt_host *h, uint64_t now)
 {
-	json_t *loaded = json_array();
+	json_t *loaded = json_array(), *o;
 	double tps10 = stats_rate_get(&h->rate, now, 10);
+	char *advice = health_context_advice(h);
 
 	for (int i = 0; i < h->n_loaded; i++)
 		json_array_append_new(loaded, jx_str(h->loaded[i]));
-	return jx_pack("{s:s,s:s,s:b,s:o,s:i,s:i,s:I,s:I,s:o,s:f,s:{s:f,s:f}}", "name", h->cfg->name, "url",
+	o = jx_pack("{s:s,s:s,s:b,s:o,s:i,s:i,s:I,s:I,s:o,s:f,s:{s:f,s:f}}", "name", h->cfg->name, "url",
 	    h->cfg->url, "up", h->up, "loaded", loaded, "in_flight", h->in_flight, "max_parallel", h->slots,
 	    "completed", (json_int_t)h->completed, "eval_tokens", (json_int_t)h->eval_tokens, "tokens_per_s",
 	    rates(&h->rate, now), "tokens_per_watt", h->cfg->watts > 0 ? tps10 / h->cfg->watts : 0.0, "memory_gb",
 	    "budget", h->cfg->memory_gb - h->cfg->reserve_gb, "planned", h->cfg->planned_gb);
+	/* What to change on the host when option-less requests load its models
+	 * at another context than the pinned one (health.h). */
+	json_object_set_new(o, "context_advice", advice ? jx_str(advice) : json_null());
+	free(advice);
+	return o;
 }
 
 /* parallel = "auto": the controller's state (SPEC 7, docs/adaptive-slots.md). */
@@ -75,7 +84,37 @@ placement_json(const struct rt_placement *p, uint64_t now)
 
 	if (p->cfg->parallel_auto)
 		json_object_set_new(o, "auto", auto_json(&p->autoslot));
+	/* The loaded context against the pin (health.h). */
+	json_object_set_new(o, "context", jx_pack("{s:o,s:o,s:I,s:I}", "pinned",
+	    p->model->cfg->num_ctx > 0 ? json_integer(p->model->cfg->num_ctx) : json_null(), "loaded",
+	    p->ctx_loaded > 0 ? json_integer(p->ctx_loaded) : json_null(), "reloads_seen", (json_int_t)p->ctx_reloads,
+	    "mismatches", (json_int_t)p->ctx_mismatches));
 	return o;
+}
+
+static json_t *
+agent_json(const struct agent *a, uint64_t now)
+{
+	return jx_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:i,s:i}", "name", a->name, "requests",
+	    (json_int_t)a->requests, "completed", (json_int_t)a->outcome[STATS_COMPLETED], "failed",
+	    (json_int_t)a->outcome[STATS_FAILED], "rejected", (json_int_t)a->outcome[STATS_REJECTED], "cancelled",
+	    (json_int_t)a->outcome[STATS_CANCELLED], "prompt_tokens", (json_int_t)a->prompt_tokens, "eval_tokens",
+	    (json_int_t)a->eval_tokens, "tokens_per_s", rates(&a->rate, now), "in_flight", a->in_flight, "queued",
+	    a->queued);
+}
+
+/* Every named agent in order of first arrival, then "other" once it has
+ * counted something: the sums equal the totals. */
+static json_t *
+agents_json(uint64_t now)
+{
+	json_t *a = json_array();
+
+	for (int i = 0; i < agents_count(); i++)
+		json_array_append_new(a, agent_json(agents_at(i), now));
+	if (agents_other()->requests > 0)
+		json_array_append_new(a, agent_json(agents_other(), now));
+	return a;
 }
 
 /* Reloads done and refused; a refused one keeps the old config running. */
@@ -131,6 +170,7 @@ statsview_json(void)
 	json_object_set_new(o, "slots", json_integer(slots));
 	json_object_set_new(o, "queued", json_integer(queued));
 	json_object_set_new(o, "hosts_up", json_integer(up));
+	json_object_set_new(o, "agents", agents_json(now));
 	json_object_set_new(o, "reload", reload_json());
 	json_object_set_new(o, "draining", json_boolean(daemon_status.draining));
 	json_object_set_new(o, "connections", jx_pack("{s:i,s:I,s:I}", "open", (int)daemon_status.conns.open, "slow_cut",

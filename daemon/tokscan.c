@@ -8,9 +8,10 @@
 #include "xmalloc.h"
 
 void
-tokscan_init(struct tokscan *ts)
+tokscan_init(struct tokscan *ts, tokscan_line_fn fn)
 {
 	memset(ts, 0, sizeof(*ts));
+	ts->line_fn = fn;
 }
 
 void
@@ -21,58 +22,58 @@ tokscan_free(struct tokscan *ts)
 	ts->len = ts->cap = 0;
 }
 
-static int64_t
-int_member(const json_t *o, const char *key, bool *found)
-{
-	const json_t *v = json_object_get(o, key);
-
-	if (!json_is_integer(v))
-		return 0;
-	*found = true;
-	return json_integer_value(v);
-}
-
-/* Parse a line that may carry counts; returns false if it was not JSON. */
-static bool
-parse_counts(struct tokscan *ts, const char *s, size_t n)
+json_t *
+tokscan_json(const char *s, size_t n)
 {
 	json_t *o = json_loadb(s, n, JSON_DISABLE_EOF_CHECK, NULL);
-	const json_t *usage;
-	bool found = false;
 
 	if (!json_is_object(o)) {
 		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+void
+tokscan_set_counts(struct tokscan *ts, int64_t eval_count, int64_t prompt_eval_count)
+{
+	ts->have_counts = true;
+	ts->eval_count = eval_count > 0 ? eval_count : 0;
+	ts->prompt_eval_count = prompt_eval_count > 0 ? prompt_eval_count : 0;
+}
+
+int64_t
+tokscan_int(const json_t *o, const char *key)
+{
+	const json_t *v = json_object_get(o, key);
+
+	return json_is_integer(v) ? json_integer_value(v) : -1;
+}
+
+bool
+tokscan_sse_data(const char **s, size_t *n)
+{
+	if (*n < 5 || memcmp(*s, "data:", 5) != 0)
 		return false;
+	*s += 5;
+	*n -= 5;
+	while (*n > 0 && **s == ' ') {
+		(*s)++;
+		(*n)--;
 	}
-	if (json_object_get(o, "error") != NULL)
-		ts->error = true;
-	if (json_is_true(json_object_get(o, "done")))
-		ts->done = true;
-	int64_t ev = int_member(o, "eval_count", &found);
-	int64_t pe = int_member(o, "prompt_eval_count", &found);
-	if ((usage = json_object_get(o, "usage")) != NULL && json_is_object(usage)) {
-		ev = int_member(usage, "completion_tokens", &found);
-		pe = int_member(usage, "prompt_tokens", &found);
-		ts->done = true;
-	}
-	if (found) {
-		ts->have_counts = true;
-		ts->eval_count = ev;
-		ts->prompt_eval_count = pe;
-	}
-	json_decref(o);
 	return true;
 }
 
-static bool
-ends_with(const char *s, size_t n, const char *tail)
+bool
+tokscan_ends_with(const char *s, size_t n, const char *tail)
 {
 	size_t t = strlen(tail);
 
 	return n >= t && memcmp(s + n - t, tail, t) == 0;
 }
 
-/* One complete line (without its newline).  Returns 1 if it is a token. */
+/* One complete line: strip the CR of CRLF, skip empty lines (SSE event
+ * separators), hand the rest to the dialect. */
 static size_t
 scan_line(struct tokscan *ts, const char *s, size_t n)
 {
@@ -80,32 +81,7 @@ scan_line(struct tokscan *ts, const char *s, size_t n)
 		n--;
 	if (n == 0)
 		return 0;
-	if (n >= 5 && memcmp(s, "data:", 5) == 0) {
-		s += 5;
-		n -= 5;
-		while (n > 0 && *s == ' ') {
-			s++;
-			n--;
-		}
-		if (n >= 6 && memcmp(s, "[DONE]", 6) == 0) {
-			ts->done = true;
-			return 0;
-		}
-	} else if (*s != '{') {
-		return 0; /* SSE comments, "event:" lines, stray text */
-	}
-	/* Fast path: an ordinary token chunk ends with its "not done" marker
-	 * (Ollama NDJSON, or an OpenAI delta), and carries no counts. */
-	if (ends_with(s, n, "\"done\":false}") || ends_with(s, n, "\"finish_reason\":null}]}"))
-		return 1;
-	if (memmem(s, n, "\"eval_count\"", 12) || memmem(s, n, "\"usage\"", 7) ||
-	    memmem(s, n, "\"prompt_eval_count\"", 19) || memmem(s, n, "\"error\"", 7)) {
-		parse_counts(ts, s, n);
-		return 0;
-	}
-	if (memmem(s, n, "\"done\":true", 11))
-		ts->done = true;
-	return 1;
+	return ts->line_fn(ts, s, n);
 }
 
 static void

@@ -31,11 +31,10 @@ struct api_parsed {
 	int status;             /* error status when parsing failed */
 	char *error;            /* error message; owned */
 };
-/* An error body in r's API shape: Ollama's {"error":"msg"} or OpenAI's
- * {"error":{"message","type","param","code"}}.  Caller owns it. */
+/* An error body in the shape of r's dialect (Ollama's when r is NULL):
+ * Ollama's {"error":"msg"}, OpenAI's {"error":{"message","type",...}},
+ * Anthropic's {"type":"error","error":{"type","message"}}.  Caller owns it. */
 json_t *api_error_body(const struct route *r, int status, const char *msg);
-/* The same for an API shape (local answers that are not a route's own). */
-json_t *api_error_body_in(enum route_api api, int status, const char *msg);
 struct cfg_model;
 /* Set m's pinned options.num_ctx and keep_alive on a native request body o
  * (requests and warm-up loads alike, so a load matches what requests ask). */

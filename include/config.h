@@ -82,8 +82,10 @@ struct config {
 	char *api_keys_file;   /* NULL = agent endpoints open */
 	char *admin_keys_file; /* NULL = admin endpoints refused */
 	char **api_keys;       /* read from api_keys_file at load; owned */
+	char **api_key_names;  /* [n_api_keys]: the key's name, NULL if unnamed; owned */
 	int n_api_keys;
 	char **admin_keys;     /* read from admin_keys_file at load; owned */
+	char **admin_key_names;/* [n_admin_keys], as api_key_names */
 	int n_admin_keys;
 	int log_level;         /* enum log_level */
 	struct cfg_host *hosts;

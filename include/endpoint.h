@@ -10,14 +10,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct dialect;
+
 enum route_kind {
 	ROUTE_LOCAL,    /* answered by harmonicd itself */
 	ROUTE_FORWARD,  /* queued, slot-limited, relayed */
 	ROUTE_SHOW,     /* forwarded to one host, no slot */
 	ROUTE_UNSUPPORTED, /* model management belongs on the hosts */
 };
-
-enum route_api { API_OLLAMA, API_OPENAI, API_HARMONIC };
 
 enum route_auth {
 	AUTH_NONE,      /* open: liveness, readiness, statistics */
@@ -39,18 +39,12 @@ struct route {
 	bool prefix;            /* path is a prefix (e.g. /v1/models/) */
 	const char *methods;    /* "GET HEAD", "POST" */
 	enum route_kind kind;
-	enum route_api api;
+	const struct dialect *dialect; /* the client API it speaks (dialect.h) */
 	bool stream_default;    /* /api/generate, /api/chat: true */
 	bool streams;           /* can stream at all */
 	void (*local)(const char *url, struct local_answer *out);
 	enum route_auth auth;
 };
-
-static inline bool
-route_is_openai(const struct route *r)
-{
-	return r->api == API_OPENAI;
-}
 
 /* The backend path a forwarded route goes to: the same path. */
 static inline const char *

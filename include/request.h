@@ -64,7 +64,7 @@ struct request {
 	bool response_queued;
 	struct ev_io watch;             /* EPOLLRDHUP on the client fd */
 	bool watching;
-	char *agent;                    /* X-Harmonic-Agent or ""; owned */
+	char *agent;                    /* who it is (agents.h): header, key name or "anonymous"; owned */
 	char *body;                     /* request body; owned, <= max_body */
 	size_t body_len, body_cap;
 	bool body_too_large;

@@ -23,6 +23,7 @@
 #include "compat_queue.h"
 #include "stats.h"
 
+struct agent;
 struct config;
 
 struct rt_host {
@@ -61,6 +62,12 @@ struct rt_placement {
 	struct stats_rate rate;
 	struct stats_hist ttft;
 	struct autoslot autoslot; /* parallel = "auto": its controller (autotune feeds it) */
+	/* The context the host has the model loaded with (health, /api/ps), against num_ctx. */
+	int ctx_loaded;             /* context_length of the newest /api/ps; 0: not resident or not reported */
+	uint64_t ctx_reloads;       /* context changes seen between two probes: reloads of the model */
+	uint64_t ctx_mismatches;    /* probes that saw it loaded at another context than the pinned one */
+	uint64_t ctx_mismatch_us;   /* when a probe last saw that (monotonic); 0: never */
+	uint64_t ctx_warned_us;     /* when it was last warned about */
 };
 
 /*
@@ -72,7 +79,8 @@ struct sched_item {
 	struct rt_model *model;         /* set by sched_bind */
 	struct rt_placement *placement; /* while it holds a slot, and after */
 	struct rt_placement *excluded;  /* failed before the first byte there: not again */
-	const char *agent;              /* queue key: X-Harmonic-Agent or ""; owned by the owner */
+	const char *agent;              /* queue key: the agent's identity; owned by the owner */
+	struct agent *who;              /* its agents entry, or NULL: queued and in_flight kept here */
 	bool holds_slot;
 	struct agent_queue *aq;         /* non-NULL while queued */
 	TAILQ_ENTRY(sched_item) qlink;

@@ -1,10 +1,10 @@
 /*
  * harmonicctl stats: fetch /stats with libcurl (easy interface) and print
- * it as aligned tables: a summary, then tiers, hosts and placements.  With
- * --watch the view is redrawn in place every interval (cursor home, each
- * line cleared to its end, the rest of the screen cleared), so it does not
- * scroll; when stdout is not a terminal the frames are printed one after
- * another instead.
+ * it as aligned tables: a summary, then tiers, hosts, placements and the
+ * busiest agents.  With --watch the view is redrawn in place every
+ * interval (cursor home, each line cleared to its end, the rest of the
+ * screen cleared), so it does not scroll; when stdout is not a terminal
+ * the frames are printed one after another instead.
  */
 #include <curl/curl.h>
 #include <getopt.h>
@@ -25,6 +25,7 @@
 #define DEFAULT_URL "http://127.0.0.1:11435"
 #define MAX_BODY (16u << 20) /* a /stats document is kilobytes; refuse anything absurd */
 #define MAX_COLS 12
+#define AGENTS_SHOWN 10 /* the busiest agents; the rest are summed up in one line */
 
 struct body {
 	char *data;
@@ -195,6 +196,49 @@ rate(const json_t *o, const char *window)
 	return num(json_object_get(o, "tokens_per_s"), window);
 }
 
+/* Busiest first: live tokens/s, then requests waiting or running, then
+ * all requests (qsort order over /stats "agents" entries). */
+static int
+busier(const void *pa, const void *pb)
+{
+	const json_t *a = *(const json_t *const *)pa, *b = *(const json_t *const *)pb;
+	double d = rate(b, "10s") - rate(a, "10s");
+
+	if (d == 0)
+		d = num(b, "in_flight") + num(b, "queued") - num(a, "in_flight") - num(a, "queued");
+	if (d == 0)
+		d = num(b, "requests") - num(a, "requests");
+	return d > 0 ? 1 : d < 0 ? -1 : 0;
+}
+
+static void
+render_agents(const json_t *agents, FILE *out)
+{
+	size_t n = json_array_size(agents), i;
+	const json_t **v;
+	struct table t;
+
+	if (n == 0)
+		return;
+	v = xcalloc(n, sizeof(*v));
+	for (i = 0; i < n; i++)
+		v[i] = json_array_get(agents, i);
+	qsort(v, n, sizeof(*v), busier);
+	table_init(&t, 9, "lrrrrrrrr");
+	table_row(&t, "AGENT", "IN FLIGHT", "QUEUED", "TOK/S 10S", "REQUESTS", "COMPLETED", "FAILED", "PROMPT TOKENS",
+	    "EVAL TOKENS");
+	for (i = 0; i < n && i < AGENTS_SHOWN; i++)
+		table_row(&t, str(v[i], "name"), fmt("%.0f", num(v[i], "in_flight")), fmt("%.0f", num(v[i], "queued")),
+		    fmt("%.1f", rate(v[i], "10s")), fmt("%.0f", num(v[i], "requests")), fmt("%.0f", num(v[i], "completed")),
+		    fmt("%.0f", num(v[i], "failed")), fmt("%.0f", num(v[i], "prompt_tokens")),
+		    fmt("%.0f", num(v[i], "eval_tokens")));
+	fputc('\n', out);
+	table_print(&t, out);
+	if (n > AGENTS_SHOWN)
+		fprintf(out, "(%zu more agents)\n", n - AGENTS_SHOWN);
+	free(v);
+}
+
 static void
 render(json_t *s, FILE *out)
 {
@@ -248,6 +292,13 @@ render(json_t *s, FILE *out)
 		    fmt("%.1f/%.1f", num(mem, "planned"), num(mem, "budget")), n ? loaded : "-");
 	}
 	table_print(&t, out);
+	/* Option-less requests reload models at another context (docs/operations.md). */
+	json_array_foreach(hosts, i, v) {
+		const char *advice = json_string_value(json_object_get(v, "context_advice"));
+		if (advice != NULL)
+			fprintf(out, "warning: %s: models reload between option-less and /api requests: %s\n",
+			    str(v, "name"), advice);
+	}
 	fputc('\n', out);
 
 	table_init(&t, 10, "lllrrrrrrr");
@@ -265,6 +316,7 @@ render(json_t *s, FILE *out)
 		}
 	}
 	table_print(&t, out);
+	render_agents(json_object_get(s, "agents"), out);
 }
 
 static void

@@ -39,6 +39,8 @@ enum sim_api {
 	SIM_API_V1_CHAT,
 	SIM_API_V1_COMPLETIONS,
 	SIM_API_V1_EMBEDDINGS,
+	SIM_API_MESSAGES,               /* /v1/messages: a chat request inside (sim_agent) */
+	SIM_API_RESPONSES,              /* /v1/responses: likewise */
 	SIM_API_COUNT
 };
 
@@ -94,6 +96,8 @@ struct sim_req {
 	int64_t target_tokens;          /* tokens to generate */
 	uint64_t text_seed;             /* picks the deterministic words */
 	json_t *inputs;                 /* embed: array of input strings */
+	json_t *tool_call;              /* chat: answer with this call {name, arguments}, or NULL */
+	char call_id[16];               /* its id, call_xxxxxxxx */
 
 	/* fault armed for this request */
 	enum sim_fault_kind fault;
@@ -108,6 +112,14 @@ struct sim_req {
 	int64_t emitted;                /* tokens produced so far */
 	int64_t created;                /* unix seconds, shared by /v1 chunks */
 	int v1_id;                      /* chatcmpl-N / cmpl-N */
+
+	/* /v1/messages and /v1/responses, owned by sim_agent */
+	char agent_id[40];              /* msg_<24 hex> / resp_<n> */
+	char item_id[24];               /* responses: the message item, msg_<n> */
+	int64_t estimate;               /* messages: message_start input_tokens */
+	json_t *echo;                   /* responses: request fields the response repeats */
+	int seq;                        /* responses: next sequence_number */
+	bool block_open;                /* text block / output_text part started */
 
 	/* output, filled by the engine through sim_wire */
 	struct sim_buf out;             /* streamed bytes not yet sent */

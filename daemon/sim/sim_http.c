@@ -1,5 +1,8 @@
 /*
  * sim_http: routes and parses requests for harmonic-sim and drives MHD.
+ * /v1/messages and /v1/responses are converted by sim_agent into /api/chat
+ * bodies and then take the chat path; every chat request goes through the
+ * tool rule (tool_rule, docs/sim.md).
  *
  * Life of an inference request: the first handler call allocates a
  * sim_req (owned by the connection, freed in completed()); body pieces
@@ -24,6 +27,7 @@
 #include <microhttpd.h>
 
 #include "log.h"
+#include "sim_agent.h"
 #include "sim_engine.h"
 #include "sim_http.h"
 #include "sim_profile.h"
@@ -313,10 +317,205 @@ parse_messages(struct sim_req *req, json_t *msgs, bool *empty)
 		}
 		req->prompt_tokens += sim_wire_count_tokens(text) + 4;  /* role markers */
 		h = hash_text(h, text);
+		/* Earlier tool calls are part of the prompt: name and arguments
+		 * (an object natively, a JSON string on /v1). */
+		size_t k;
+		json_t *tc;
+		json_array_foreach(json_object_get(msg, "tool_calls"), k, tc) {
+			json_t *fn = json_object_get(tc, "function"), *args = json_object_get(fn, "arguments");
+			req->prompt_tokens += sim_wire_count_tokens(json_string_value(json_object_get(fn, "name")));
+			if (json_is_string(args)) {
+				req->prompt_tokens += sim_wire_count_tokens(json_string_value(args));
+			} else if (args != NULL) {
+				char *a = sim_wire_dump(args);
+				req->prompt_tokens += sim_wire_count_tokens(a);
+				free(a);
+			}
+		}
 		*empty = false;
 	}
 	req->text_seed = h;
 	return 0;
+}
+
+/* ---- the tool rule (docs/sim.md) ---- */
+
+static bool
+ident_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* Offset of the first whole-word occurrence of word in text, or -1. */
+static long
+find_word(const char *text, const char *word)
+{
+	size_t n = strlen(word);
+	if (n == 0)
+		return -1;
+	for (const char *p = strstr(text, word); p != NULL; p = strstr(p + 1, word))
+		if ((p == text || !ident_char(p[-1])) && !ident_char(p[n]))
+			return (long)(p - text);
+	return -1;
+}
+
+/* The text of a chat message (a string, or /v1 content parts) without
+ * Claude Code's <system-reminder> sections.  Caller owns (free). */
+static char *
+user_text(json_t *msg)
+{
+	static const char open[] = "<system-reminder>", close[] = "</system-reminder>";
+	json_t *content = json_object_get(msg, "content");
+	struct sim_buf b = { 0 };
+	size_t i;
+	json_t *part;
+
+	if (json_is_string(content))
+		sim_buf_append(&b, json_string_value(content), json_string_length(content));
+	json_array_foreach(content, i, part) {
+		const char *t = json_string_value(json_object_get(part, "text"));
+		if (t != NULL)
+			sim_buf_append(&b, t, strlen(t));
+	}
+	char *s = b.data ? b.data : xstrdup(""), *a, *z;
+	while ((a = strstr(s, open)) != NULL) {
+		z = strstr(a, close);
+		if (z == NULL)
+			*a = '\0';
+		else
+			memmove(a, z + strlen(close), strlen(z + strlen(close)) + 1);
+	}
+	return s;
+}
+
+/* The next `quoted` span of text after *at, or NULL.  Caller owns (free). */
+static char *
+next_span(const char *text, const char **at)
+{
+	for (;;) {
+		const char *a = strchr(*at, '`'), *z;
+		if (a == NULL || (z = strchr(a + 1, '`')) == NULL)
+			return NULL;
+		*at = z + 1;
+		if (z > a + 1)
+			return xstrndup(a + 1, (size_t)(z - a - 1));
+	}
+}
+
+/*
+ * Simple arguments from a tool's JSON schema: each property listed in
+ * "required", in order; strings (and arrays of strings, split on spaces)
+ * take the user text's `quoted` spans in turn, numbers are 1, booleans
+ * false, objects {} and other arrays [].
+ */
+static json_t *
+tool_arguments(json_t *params, const char *text)
+{
+	json_t *args = json_object(), *props = json_object_get(params, "properties"), *name;
+	const char *at = text;
+	size_t i;
+
+	json_array_foreach(json_object_get(params, "required"), i, name) {
+		const char *key = json_string_value(name);
+		json_t *prop = json_object_get(props, key);
+		const char *type = json_string_value(json_object_get(prop, "type"));
+		json_t *v;
+		if (key == NULL)
+			continue;
+		type = type ? type : "string";
+		if (strcmp(type, "integer") == 0 || strcmp(type, "number") == 0) {
+			v = json_integer(1);
+		} else if (strcmp(type, "boolean") == 0) {
+			v = json_false();
+		} else if (strcmp(type, "object") == 0) {
+			v = json_object();
+		} else if (strcmp(type, "array") == 0) {
+			const char *items = json_string_value(json_object_get(json_object_get(prop, "items"), "type"));
+			char *span = items && strcmp(items, "string") == 0 ? next_span(text, &at) : NULL;
+			v = json_array();
+			for (char *tok = span ? strtok(span, " \t\n") : NULL; tok != NULL; tok = strtok(NULL, " \t\n"))
+				json_array_append_new(v, json_string(tok));
+			free(span);
+		} else {
+			char *span = next_span(text, &at);
+			v = json_string(span ? span : "");
+			free(span);
+		}
+		json_object_set_new(args, key, v);
+	}
+	return args;
+}
+
+/*
+ * Decide whether a chat request is answered with a tool call (sets
+ * req->tool_call).  Only when the request has tools, no tool result came
+ * after the last assistant message, and the last message other than
+ * system and developer messages (Claude Code appends one) is the user's:
+ * then tool_choice "none" never calls, a named tool_choice calls that tool,
+ * and otherwise the first tool whose name the user's text contains as a
+ * whole word is called ("required" falls back to the first tool).  The
+ * call costs the tokens of its JSON; if num_predict allows fewer, the
+ * answer is text.
+ */
+static void
+tool_rule(struct sim_req *req, json_t *msgs, json_t *tools, json_t *choice)
+{
+	const char *mode = json_string_value(choice);
+	const char *forced = json_string_value(json_object_get(json_object_get(choice, "function"), "name"));
+	size_t n = json_array_size(msgs), i;
+	json_t *tool = NULL, *t, *last = NULL;
+	long best = -1;
+
+	if (json_array_size(tools) == 0 || n == 0 || (mode != NULL && strcmp(mode, "none") == 0))
+		return;
+	for (i = n; i-- > 0;) {
+		json_t *m = json_array_get(msgs, i);
+		const char *role = json_string_value(json_object_get(m, "role"));
+		role = role ? role : "";
+		if (strcmp(role, "assistant") == 0)
+			break;
+		if (strcmp(role, "tool") == 0)
+			return;         /* answer the tool results with text */
+		if (last == NULL && strcmp(role, "system") != 0 && strcmp(role, "developer") != 0)
+			last = m;
+	}
+	const char *role = json_string_value(json_object_get(last, "role"));
+	if (role == NULL || strcmp(role, "user") != 0)
+		return;
+	char *text = user_text(last);
+	json_array_foreach(tools, i, t) {
+		const char *name = json_string_value(json_object_get(json_object_get(t, "function"), "name"));
+		long at;
+		if (name == NULL)
+			continue;
+		if (forced != NULL) {
+			if (strcmp(name, forced) == 0)
+				tool = t;
+		} else if ((at = find_word(text, name)) >= 0 && (best < 0 || at < best)) {
+			best = at;
+			tool = t;
+		}
+	}
+	if (tool == NULL && forced == NULL && mode != NULL && strcmp(mode, "required") == 0)
+		tool = json_array_get(tools, 0);
+	if (tool != NULL) {
+		json_t *fn = json_object_get(tool, "function");
+		json_t *call = json_pack("{s:O, s:o}", "name", json_object_get(fn, "name"), "arguments",
+		    tool_arguments(json_object_get(fn, "parameters"), text));
+		char *s = sim_wire_dump(call);
+		int64_t cost = sim_wire_count_tokens(s);
+		free(s);
+		if (req->explicit_predict && req->target_tokens < cost) {
+			json_decref(call);
+		} else {
+			req->tool_call = call;
+			req->target_tokens = cost;
+			req->explicit_predict = false;  /* the model stops after the call */
+			sim_wire_rand_id(req->call_id, sizeof(req->call_id), "call_",
+			    "abcdefghijklmnopqrstuvwxyz0123456789", 8);
+		}
+	}
+	free(text);
 }
 
 /* Embedding inputs into req->inputs; -1 on a 400 (reply set). */
@@ -437,10 +636,29 @@ start_inference(struct sim_req *req, json_t *body)
 	}
 	case SIM_API_CHAT:
 	case SIM_API_V1_CHAT:
-		if (parse_messages(req, json_object_get(body, "messages"), &empty) < 0)
+	case SIM_API_MESSAGES:
+	case SIM_API_RESPONSES: {
+		json_t *msgs = json_object_get(body, "messages"), *tools = json_object_get(body, "tools"), *t;
+		size_t i;
+		if (parse_messages(req, msgs, &empty) < 0)
 			return;
 		req->prompt_tokens += 6;        /* chat template overhead */
+		/* The template renders the tool definitions into the prompt. */
+		json_array_foreach(tools, i, t) {
+			json_t *fn = json_object_get(t, "function");
+			char *d = sim_wire_dump(fn ? fn : t);
+			req->prompt_tokens += sim_wire_count_tokens(d);
+			free(d);
+		}
+		/* max_tokens is a cap: a natural answer (default_predict) ends first. */
+		if (sim_wire_is_agent(req) && req->explicit_predict && req->target_tokens > p->default_predict) {
+			req->target_tokens = p->default_predict;
+			req->explicit_predict = false;
+		}
+		if (json_is_array(msgs))
+			tool_rule(req, msgs, tools, json_object_get(body, "tool_choice"));
 		break;
+	}
 	case SIM_API_EMBED:
 	case SIM_API_V1_EMBEDDINGS:
 	case SIM_API_EMBEDDINGS:
@@ -467,7 +685,7 @@ start_inference(struct sim_req *req, json_t *body)
 	if (empty) {
 		req->target_tokens = 0;
 		req->prompt_tokens = 0;
-		req->stream = false;
+		req->stream = req->stream && sim_wire_is_agent(req);
 		if (req->keep_alive_set && req->keep_alive_ns == 0) {
 			sim_engine_unload(req->model);
 			sim_wire_load_reply(req, "unload");
@@ -506,6 +724,13 @@ handle_post(struct sim_req *req, const char *url)
 	if (strcmp(url, "/_sim/stats/reset") == 0) {
 		sim_engine_stats_reset();
 		sim_wire_reply(req, 200, json_pack("{s:s}", "status", "reset"));
+		return;
+	}
+	if (sim_wire_is_agent(req)) {
+		/* As Ollama's middlewares: convert, then serve as a chat. */
+		if ((body = sim_agent_convert(req)) != NULL)
+			start_inference(req, body);
+		json_decref(body);
 		return;
 	}
 	if (req->body.len == 0) {
@@ -574,6 +799,8 @@ static const struct route {
 	{ "/v1/chat/completions", M_POST, SIM_API_V1_CHAT },
 	{ "/v1/completions", M_POST, SIM_API_V1_COMPLETIONS },
 	{ "/v1/embeddings", M_POST, SIM_API_V1_EMBEDDINGS },
+	{ "/v1/messages", M_POST, SIM_API_MESSAGES },
+	{ "/v1/responses", M_POST, SIM_API_RESPONSES },
 	{ "/_sim/fault", M_POST, SIM_API_COUNT },
 	{ "/_sim/reset", M_POST, SIM_API_COUNT },
 	{ "/_sim/stats/reset", M_POST, SIM_API_COUNT },
@@ -722,19 +949,26 @@ respond(struct sim_req *req)
 		return MHD_NO;
 	if (req->abort_conn && !req->stream_started)
 		return MHD_NO;          /* fault: close before any byte */
-	if (req->reply_ready) {
+	/* The agent middlewares set these on every stream request, before
+	 * knowing whether the answer is an error. */
+	bool agent_stream = sim_wire_is_agent(req) && req->stream;
+	if (req->reply_ready && !agent_stream) {
 		req->response_queued = true;
 		return queue_bytes(req->conn, (unsigned)req->status, req->content_type, req->out.data, req->out.len);
 	}
-	if (req->stream_started) {
-		struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, reader, req, NULL);
+	if (req->reply_ready || req->stream_started) {
+		struct MHD_Response *r = req->reply_ready
+		    ? MHD_create_response_from_buffer(req->out.len, req->out.data, MHD_RESPMEM_MUST_COPY)
+		    : MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, reader, req, NULL);
 		if (r == NULL)
 			return MHD_NO;
 		MHD_add_response_header(r, "Content-Type", req->content_type);
-		if (req->api == SIM_API_V1_CHAT || req->api == SIM_API_V1_COMPLETIONS)
+		if (req->api == SIM_API_V1_CHAT || req->api == SIM_API_V1_COMPLETIONS || agent_stream)
 			MHD_add_response_header(r, "Cache-Control", "no-cache");
+		if (agent_stream)
+			MHD_add_response_header(r, "Connection", "keep-alive");
 		req->response_queued = true;
-		enum MHD_Result ret = MHD_queue_response(req->conn, 200, r);
+		enum MHD_Result ret = MHD_queue_response(req->conn, req->reply_ready ? (unsigned)req->status : 200, r);
 		MHD_destroy_response(r);
 		return ret;
 	}
@@ -803,6 +1037,8 @@ completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestT
 	sim_buf_free(&req->text);
 	sim_buf_free(&req->body);
 	json_decref(req->inputs);
+	json_decref(req->tool_call);
+	json_decref(req->echo);
 	free(req->model_name);
 	free(req->fault_message);
 	free(req);
@@ -839,7 +1075,6 @@ sim_http_start(const char *listen, int loop_epfd)
 	    MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL,
 	    MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 	    MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-	    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
 	    MHD_OPTION_END);
 	freeaddrinfo(ai);

@@ -1,8 +1,9 @@
 /*
  * sim_http: harmonic-sim's HTTP front on libmicrohttpd in external epoll
- * mode.  It routes Ollama, OpenAI-compatible and /_sim control requests,
- * parses and validates them, hands inference to sim_engine, and streams
- * what sim_wire produced.  Connections wait suspended (never a bare 0 from
+ * mode.  It routes Ollama, OpenAI-compatible, agent (via sim_agent) and
+ * /_sim control requests, parses and validates them, decides tool calls,
+ * hands inference to sim_engine, and streams what sim_wire and sim_agent
+ * produced.  Connections wait suspended (never a bare 0 from
  * the content reader); a per-connection EPOLLRDHUP watch in the main loop's
  * epoll set notices a client leaving even while its connection is
  * suspended, so its slot is freed at once.

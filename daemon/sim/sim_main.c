@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sim_agent.h"
 #include "sim_engine.h"
 #include "sim_http.h"
 #include "sim_profile.h"
@@ -140,7 +141,7 @@ main(int argc, char **argv)
 	if (sfd < 0 || tfd < 0 || epfd < 0)
 		fatal("cannot create the event loop");
 
-	sim_engine_init(profile, speed, seed, sim_http_wake, &sim_wire_output);
+	sim_engine_init(profile, speed, seed, sim_http_wake, &sim_agent_output);
 	int mhd_fd = sim_http_start(listen, epfd);
 	if (mhd_fd < 0) {
 		sim_engine_shutdown();

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sim_engine.h"
 #include "sim_profile.h"
@@ -119,11 +120,77 @@ sim_wire_dump(const json_t *j)
 	return s;
 }
 
+/* What Go's encoder escapes inside strings for HTML safety: <, >, &,
+ * U+2028 and U+2029.  Returns the code point at c, or 0. */
+static unsigned
+html_unsafe(const char *c)
+{
+	const unsigned char *u = (const unsigned char *)c;
+	if (*u == '<' || *u == '>' || *u == '&')
+		return *u;
+	if (u[0] == 0xe2 && u[1] == 0x80 && (u[2] == 0xa8 || u[2] == 0xa9))
+		return u[2] == 0xa8 ? 0x2028 : 0x2029;
+	return 0;
+}
+
+char *
+sim_wire_dump_go(const json_t *j, bool sorted)
+{
+	size_t flags = JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(9) | (sorted ? JSON_SORT_KEYS : 0);
+	char *s = json_dumps(j, flags);
+	size_t extra = 0;
+
+	if (s == NULL)
+		return xstrdup("null");
+	/* Outside strings the compact form has none of these bytes, so a plain
+	 * substitution gives Go's escaping. */
+	for (const char *c = s; *c; c++)
+		if (html_unsafe(c))
+			extra += 6;
+	if (extra == 0)
+		return s;
+	char *out = xmalloc(strlen(s) + extra + 1), *o = out;
+	for (const char *c = s; *c; c++) {
+		unsigned cp = html_unsafe(c);
+		if (cp == 0) {
+			*o++ = *c;
+			continue;
+		}
+		o += sprintf(o, "\\u%04x", cp);
+		if (cp > 0x7f)
+			c += 2;         /* the rest of the 3-byte sequence */
+	}
+	*o = '\0';
+	free(s);
+	return out;
+}
+
+void
+sim_wire_rand_id(char *buf, size_t size, const char *prefix, const char *alphabet, int n)
+{
+	static uint64_t state;
+	size_t len = strlen(alphabet), at = (size_t)snprintf(buf, size, "%s", prefix);
+
+	if (state == 0)
+		state = (uint64_t)sim_wire_realtime_ns() ^ ((uint64_t)getpid() << 32);
+	for (int i = 0; i < n && at + 1 < size; i++) {
+		state += 0x9e3779b97f4a7c15ULL;
+		buf[at++] = alphabet[mix64(state) % len];
+	}
+	buf[at < size ? at : size - 1] = '\0';
+}
+
 bool
 sim_wire_is_v1(const struct sim_req *req)
 {
 	return req->api == SIM_API_V1_CHAT || req->api == SIM_API_V1_COMPLETIONS ||
 	    req->api == SIM_API_V1_EMBEDDINGS;
+}
+
+bool
+sim_wire_is_agent(const struct sim_req *req)
+{
+	return req->api == SIM_API_MESSAGES || req->api == SIM_API_RESPONSES;
 }
 
 /* Append one stream record: an NDJSON line or an SSE event; steals j. */
@@ -150,15 +217,17 @@ emit_record(struct sim_req *req, json_t *j)
 void
 sim_wire_reply(struct sim_req *req, int status, json_t *j)
 {
-	char *s = sim_wire_dump(j);
+	/* Go's json.Encoder on /v1 and the agent routes: a trailing newline. */
+	bool encoder = sim_wire_is_v1(req) || sim_wire_is_agent(req);
+	char *s = sim_wire_is_agent(req) ? sim_wire_dump_go(j, false) : sim_wire_dump(j);
 	json_decref(j);
 	req->out.len = req->out.off = 0;
 	sim_buf_append(&req->out, s, strlen(s));
-	if (sim_wire_is_v1(req))
+	if (encoder)
 		sim_buf_append(&req->out, "\n", 1);
 	free(s);
 	req->status = status;
-	req->content_type = sim_wire_is_v1(req) ? "application/json" : CT_JSON;
+	req->content_type = encoder ? "application/json" : CT_JSON;
 	req->reply_ready = true;
 	req->finished = true;
 }
@@ -188,11 +257,34 @@ usage(const struct sim_req *req)
 	    (json_int_t)(req->prompt_tokens + req->emitted));
 }
 
+/* Ollama's api.ToolCall list for the request's tool call. */
+static json_t *
+native_tool_calls(const struct sim_req *req)
+{
+	return json_pack("[{s:s, s:{s:i, s:O, s:O}}]", "id", req->call_id, "function", "index", 0, "name",
+	    json_object_get(req->tool_call, "name"), "arguments", json_object_get(req->tool_call, "arguments"));
+}
+
+/* OpenAI's tool_calls list: arguments as a JSON string. */
+static json_t *
+v1_tool_calls(const struct sim_req *req)
+{
+	char *args = sim_wire_dump(json_object_get(req->tool_call, "arguments"));
+	json_t *j = json_pack("[{s:s, s:i, s:s, s:{s:O, s:s}}]", "id", req->call_id, "index", 0, "type", "function",
+	    "function", "name", json_object_get(req->tool_call, "name"), "arguments", args);
+	free(args);
+	return j;
+}
+
 void
 sim_wire_token(struct sim_req *req, const char *word)
 {
 	json_t *j;
 
+	/* A tool call's tokens stay inside Ollama's tool parser: nothing is
+	 * written until the call is complete (sim_wire_finish). */
+	if (req->tool_call != NULL)
+		return;
 	if (!req->stream) {
 		sim_buf_append(&req->text, word, strlen(word));
 		return;
@@ -329,12 +421,21 @@ sim_wire_finish(struct sim_req *req, const char *done_reason)
 		return;
 	case SIM_API_GENERATE:
 	case SIM_API_CHAT:
+		if (req->tool_call != NULL && req->stream) {
+			j = native_head(req);
+			json_object_set_new(j, "message", json_pack("{s:s, s:s, s:o}", "role", "assistant", "content", "",
+			    "tool_calls", native_tool_calls(req)));
+			json_object_set_new(j, "done", json_false());
+			emit_record(req, j);
+		}
 		j = native_head(req);
 		if (req->api == SIM_API_GENERATE)
 			json_object_set_new(j, "response", json_string(req->stream ? "" : text));
 		else
 			json_object_set_new(j, "message", json_pack("{s:s, s:s}", "role", "assistant", "content",
 			    req->stream ? "" : text));
+		if (req->tool_call != NULL && !req->stream)
+			json_object_set_new(json_object_get(j, "message"), "tool_calls", native_tool_calls(req));
 		json_object_set_new(j, "done", json_true());
 		json_object_set_new(j, "done_reason", json_string(done_reason));
 		add_metrics(j, req);
@@ -352,16 +453,26 @@ sim_wire_finish(struct sim_req *req, const char *done_reason)
 		return;
 	}
 	bool chat = req->api == SIM_API_V1_CHAT;
+	if (req->tool_call != NULL)
+		done_reason = "tool_calls";
 	if (!req->stream) {
 		j = v1_chunk(req, chat ? "chat.completion" : "text_completion");
 		json_t *choice = chat
 		    ? json_pack("{s:i, s:{s:s, s:s}, s:s}", "index", 0, "message", "role", "assistant", "content", text,
 			"finish_reason", done_reason)
 		    : json_pack("{s:s, s:i, s:s}", "text", text, "index", 0, "finish_reason", done_reason);
+		if (req->tool_call != NULL)
+			json_object_set_new(json_object_get(choice, "message"), "tool_calls", v1_tool_calls(req));
 		json_object_set_new(j, "choices", json_pack("[o]", choice));
 		json_object_set_new(j, "usage", usage(req));
 		sim_wire_reply(req, 200, j);
 		return;
+	}
+	if (req->tool_call != NULL) {
+		j = v1_chunk(req, "chat.completion.chunk");
+		json_object_set_new(j, "choices", json_pack("[{s:i, s:{s:s, s:s, s:o}, s:n}]", "index", 0, "delta",
+		    "role", "assistant", "content", "", "tool_calls", v1_tool_calls(req), "finish_reason"));
+		emit_record(req, j);
 	}
 	j = v1_chunk(req, chat ? "chat.completion.chunk" : "text_completion");
 	if (chat)
@@ -408,10 +519,38 @@ v1_error_type(int status)
 	return status == 400 ? "invalid_request_error" : status == 404 ? "not_found_error" : "api_error";
 }
 
+/* Anthropic's error.type for a status, as Ollama picks it. */
+static const char *
+anthropic_error_type(int status)
+{
+	switch (status) {
+	case 400:
+		return "invalid_request_error";
+	case 401:
+		return "authentication_error";
+	case 403:
+		return "permission_error";
+	case 404:
+		return "not_found_error";
+	case 429:
+		return "rate_limit_error";
+	case 503:
+	case 529:
+		return "overloaded_error";
+	default:
+		return "api_error";
+	}
+}
+
 void
 sim_wire_error(struct sim_req *req, int status, const char *message)
 {
-	if (sim_wire_is_v1(req))
+	if (req->api == SIM_API_MESSAGES) {
+		char rid[32];
+		sim_wire_rand_id(rid, sizeof(rid), "req_", "0123456789abcdef", 24);
+		sim_wire_reply(req, status, json_pack("{s:s, s:{s:s, s:s}, s:s}", "type", "error", "error", "type",
+		    anthropic_error_type(status), "message", message, "request_id", rid));
+	} else if (sim_wire_is_v1(req) || req->api == SIM_API_RESPONSES)
 		sim_wire_reply(req, status, json_pack("{s:{s:s, s:s, s:n, s:n}}", "error", "message", message, "type",
 		    v1_error_type(status), "param", "code"));
 	else

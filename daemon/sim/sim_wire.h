@@ -1,7 +1,8 @@
 /*
  * sim_wire: what the simulator puts on the wire.  Ollama's NDJSON chunks,
- * final chunks and error shapes, the OpenAI-compatible SSE and JSON bodies,
- * the deterministic answer text and embeddings, and time stamps in Go's
+ * final chunks and error shapes (Anthropic's too), the OpenAI-compatible
+ * SSE and JSON bodies, tool calls on both chat APIs, the deterministic
+ * answer text and embeddings, ids, and time stamps and JSON in Go's
  * formats.  Writes into a request's output buffers; never touches sockets.
  */
 #ifndef HARMONIC_SIM_WIRE_H
@@ -31,6 +32,12 @@ int64_t sim_wire_realtime_ns(void);
 
 /* Serialize compactly; caller owns the string (free). */
 char *sim_wire_dump(const json_t *j);
+/* Serialize as Go's encoding/json does: compact, HTML-safe (<, >, & as
+ * \u003c...), keys sorted when sorted (Go maps) else in insertion order
+ * (Go structs).  Caller owns the string (free). */
+char *sim_wire_dump_go(const json_t *j, bool sorted);
+/* A fresh random id: prefix then n characters of alphabet. */
+void sim_wire_rand_id(char *buf, size_t size, const char *prefix, const char *alphabet, int n);
 
 /* One generated token: a stream chunk, or text kept for the final body. */
 void sim_wire_token(struct sim_req *req, const char *word);
@@ -38,11 +45,14 @@ void sim_wire_token(struct sim_req *req, const char *word);
 void sim_wire_finish(struct sim_req *req, const char *done_reason);
 /* The OpenAI-compatible /v1 routes (their bodies end in a newline). */
 bool sim_wire_is_v1(const struct sim_req *req);
+/* /v1/messages and /v1/responses (sim_agent; bodies end in a newline). */
+bool sim_wire_is_agent(const struct sim_req *req);
 /* A complete reply body in the route's content type; steals j. */
 void sim_wire_reply(struct sim_req *req, int status, json_t *j);
 /* Empty-prompt reply, done_reason "load" or "unload" (one JSON object). */
 void sim_wire_load_reply(struct sim_req *req, const char *reason);
-/* Error before the first byte: a complete reply with the API's shape. */
+/* Error before the first byte: a complete reply with the API's shape
+ * (Ollama's, OpenAI's, or Anthropic's on /v1/messages). */
 void sim_wire_error(struct sim_req *req, int status, const char *message);
 /* Error after streaming began: one inline error line, then the end. */
 void sim_wire_error_inline(struct sim_req *req, int status, const char *message);

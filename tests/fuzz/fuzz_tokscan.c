@@ -9,9 +9,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dialect.h"
 #include "tokscan.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Every dialect's line function, picked by the first two bytes. */
+static const struct dialect *const dialects[] = {
+	&dialect_ollama, &dialect_ollama_embed, &dialect_openai, &dialect_openai_embed, &dialect_responses,
+	&dialect_anthropic,
+};
+#define N_DIALECTS (sizeof(dialects) / sizeof(dialects[0]))
 
 struct result {
 	size_t fed, finished;
@@ -53,6 +61,7 @@ feed(struct tokscan *ts, const uint8_t *p, size_t n)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	tokscan_line_fn fn;
 	struct tokscan ts;
 	struct result whole, two, chunks;
 	size_t split, chunk, fed, off;
@@ -61,19 +70,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	split = data[0];
 	chunk = (size_t)(data[1] % 16) + 1;
+	fn = dialects[(data[1] / 16) % N_DIALECTS]->scan_line;
 	data += 2;
 	size -= 2;
 	split = size ? (split * size) / 255 : 0;
 
-	tokscan_init(&ts);
+	tokscan_init(&ts, fn);
 	collect(&ts, feed(&ts, data, size), &whole);
 
-	tokscan_init(&ts);
+	tokscan_init(&ts, fn);
 	fed = feed(&ts, data, split);
 	fed += feed(&ts, data + split, size - split);
 	collect(&ts, fed, &two);
 
-	tokscan_init(&ts);
+	tokscan_init(&ts, fn);
 	fed = 0;
 	for (off = 0; off < size; off += chunk)
 		fed += feed(&ts, data + off, size - off < chunk ? size - off : chunk);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "dialect.h"
 #include "route.h"
 #include "fixture_api.h"
 #include "config.h"
@@ -113,12 +114,12 @@ test_route_lookup(void **state)
 	assert_non_null(r);
 	assert_string_equal(r->path, "/api/generate");
 	assert_int_equal(r->kind, ROUTE_FORWARD);
-	assert_false(route_is_openai(r));
+	assert_ptr_equal(r->dialect, &dialect_ollama);
 	assert_string_equal(route_upstream_path(r), "/api/generate");
 
 	r = route_find("/v1/chat/completions");
 	assert_non_null(r);
-	assert_true(route_is_openai(r));
+	assert_ptr_equal(r->dialect, &dialect_openai);
 	assert_int_equal(r->kind, ROUTE_FORWARD);
 
 	assert_int_equal(route_find("/api/show")->kind, ROUTE_SHOW);

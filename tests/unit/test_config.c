@@ -249,6 +249,90 @@ test_explicit_settings(void **state)
 	config_diags_free(&d);
 }
 
+/* Load a config whose api_keys_file holds text; NULL when it fails. */
+static struct config *
+load_keys(const char *text, struct config_diags *d)
+{
+	FILE *kf = fopen("/tmp/harmonic-test-named-keys", "w");
+
+	assert_non_null(kf);
+	fputs(text, kf);
+	fclose(kf);
+	return config_load_string("api_keys_file = \"/tmp/harmonic-test-named-keys\";\n" ONE_HOST ONE_TIER ONE_MODEL,
+	    "test.conf", d);
+}
+
+/* Keys files: "KEY" or "NAME KEY" per line; names are checked, a key under
+ * two names is refused, and no diagnostic ever shows a key. */
+static void
+test_key_files(void **state)
+{
+	static const struct {
+		const char *text, *error; /* error: NULL = loads */
+	} bad[] = {
+		{"coder-1 sk-k1 extra\n", "line 1: expected KEY or NAME KEY, found more fields"},
+		{"# c\n\nbad|name sk-k1\n", "line 3: a key's name is 1 to 128"},
+		{"other sk-k1\n", "and not \"other\""},
+		{"a sk-k1\nb sk-k1\n", "line 2 holds the same key as an earlier line, under another name"},
+		{"sk-k1\nb sk-k1\n", "line 2 holds the same key as an earlier line, under another name"},
+	};
+	struct config_diags d = {0};
+	struct config *cfg;
+	char longname[200];
+
+	cfg = load_keys("# agents\ncoder-1  sk-k1\n\treviewer.bot\tsk-k2  \nsk-k3\n  sk-k4\nx@y.z/w+v:1 sk-k5\n", &d);
+	assert_non_null(cfg);
+	assert_int_equal(d.errors, 0);
+	assert_int_equal(cfg->n_api_keys, 5);
+	assert_string_equal(cfg->api_keys[0], "sk-k1");
+	assert_string_equal(cfg->api_key_names[0], "coder-1");
+	assert_string_equal(cfg->api_keys[1], "sk-k2");
+	assert_string_equal(cfg->api_key_names[1], "reviewer.bot");
+	assert_string_equal(cfg->api_keys[2], "sk-k3");
+	assert_null(cfg->api_key_names[2]); /* a plain line: no name */
+	assert_null(cfg->api_key_names[3]);
+	assert_string_equal(cfg->api_key_names[4], "x@y.z/w+v:1");
+	config_unref(cfg);
+	config_diags_free(&d);
+
+	/* The same key twice under the same name: a warning, kept once. */
+	cfg = load_keys("a sk-k1\na sk-k1\nsk-k2\nsk-k2\n", &d);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->n_api_keys, 2);
+	assert_int_equal(d.n - d.errors, 2); /* two warnings */
+	assert_true(diags_find(&d, NULL, "line 2 holds the same key as an earlier line; ignored") >= 0);
+	assert_true(diags_find(&d, NULL, "line 4 holds the same key") >= 0);
+	config_unref(cfg);
+	config_diags_free(&d);
+
+	/* A name of 128 bytes is fine, 129 is not. */
+	memset(longname, 'n', 128);
+	strcpy(longname + 128, " sk-k1\n");
+	cfg = load_keys(longname, &d);
+	assert_non_null(cfg);
+	assert_int_equal(strlen(cfg->api_key_names[0]), 128);
+	config_unref(cfg);
+	config_diags_free(&d);
+	memset(longname, 'n', 129);
+	strcpy(longname + 129, " sk-k1\n");
+	assert_null(load_keys(longname, &d));
+	config_diags_free(&d);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cfg = load_keys(bad[i].text, &d);
+		if (cfg != NULL || diags_find(&d, "test.conf:1: api_keys_file: ", bad[i].error) < 0) {
+			diags_dump(&d);
+			fail_msg("case %zu: want \"%s\"", i, bad[i].error);
+		}
+		/* A bad line is not also reported as an empty file. */
+		assert_true(diags_find(&d, NULL, "holds no key") < 0);
+		for (int k = 0; k < d.n; k++)
+			if (strstr(d.v[k].text, "sk-k1") != NULL)
+				fail_msg("a diagnostic shows a key: %s", d.v[k].text);
+		config_diags_free(&d);
+	}
+}
+
 static void
 test_model_key(void **state)
 {
@@ -635,6 +719,7 @@ main(void)
 		cmocka_unit_test(test_corpus_size),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_explicit_settings),
+		cmocka_unit_test(test_key_files),
 		cmocka_unit_test(test_model_key),
 		cmocka_unit_test(test_find_model),
 		cmocka_unit_test(test_addresses),

@@ -14,10 +14,23 @@
 #include <string.h>
 
 #include "log.h"
+#include "dialect.h"
 #include "tokscan.h"
 #include "xmalloc.h"
 
 /* What a scan ends with; compared between chunkings. */
+/* The NDJSON tests and the SSE tests share this file: a line goes to the
+ * OpenAI dialect when it is an SSE data line, else to Ollama's. */
+static size_t
+both_line(struct tokscan *ts, const char *s, size_t n)
+{
+	if (n >= 5 && memcmp(s, "data:", 5) == 0)
+		return dialect_openai.scan_line(ts, s, n);
+	return dialect_ollama.scan_line(ts, s, n);
+}
+
+static tokscan_line_fn line_fn = both_line;
+
 struct outcome {
 	uint64_t token_lines;
 	size_t returned;        /* sum of the feed/finish return values */
@@ -34,7 +47,7 @@ scan_cut(const char *s, size_t len, const size_t *cuts, int n_cuts)
 	size_t at = 0;
 
 	memset(&o, 0, sizeof(o));
-	tokscan_init(&ts);
+	tokscan_init(&ts, line_fn);
 	for (int i = 0; i <= n_cuts; i++) {
 		size_t end = i < n_cuts ? cuts[i] : len;
 		o.returned += tokscan_feed(&ts, s + at, end - at);
@@ -90,7 +103,7 @@ assert_boundary_invariant(const char *s, const struct outcome *want)
 
 	struct tokscan ts;
 	size_t returned = 0;
-	tokscan_init(&ts);
+	tokscan_init(&ts, line_fn);
 	for (size_t i = 0; i < len; i++)
 		returned += tokscan_feed(&ts, s + i, 1);
 	returned += tokscan_finish(&ts);
@@ -138,7 +151,7 @@ test_feed_returns_new_lines(void **state)
 {
 	struct tokscan ts;
 
-	tokscan_init(&ts);
+	tokscan_init(&ts, line_fn);
 	assert_int_equal(tokscan_feed(&ts, "{\"response\":\"a\"}\n{\"resp", 23), 1);
 	assert_int_equal(tokscan_feed(&ts, "onse\":\"b\"}", 10), 0);
 	assert_int_equal(tokscan_feed(&ts, "\n{\"response\":\"c\"}\n", 19), 2);
@@ -208,7 +221,7 @@ test_sse_not_done_before_done_marker(void **state)
 	struct tokscan ts;
 	const char *s = "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n";
 
-	tokscan_init(&ts);
+	tokscan_init(&ts, line_fn);
 	tokscan_feed(&ts, s, strlen(s));
 	assert_false(ts.done);
 	tokscan_feed(&ts, "data: [DONE]\n", 13);
@@ -224,7 +237,7 @@ test_nonstream_native_finish(void **state)
 	                   "\"prompt_eval_count\":7,\"eval_count\":42}";
 	struct tokscan ts;
 
-	tokscan_init(&ts);
+	tokscan_init(&ts, line_fn);
 	assert_int_equal(tokscan_feed(&ts, body, strlen(body)), 0);
 	assert_false(ts.have_counts);
 	assert_false(ts.done);
@@ -245,7 +258,10 @@ test_nonstream_openai_finish(void **state)
 	const char *body = "{\"id\":\"chatcmpl-9\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,"
 	                   "\"message\":{\"role\":\"assistant\",\"content\":\"ok\"},\"finish_reason\":\"stop\"}],"
 	                   "\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":9,\"total_tokens\":14}}";
-	struct outcome want = scan_whole(body);
+	struct outcome want;
+
+	line_fn = dialect_openai.scan_line; /* a /v1 body without "data:" */
+	want = scan_whole(body);
 
 	assert_true(want.have_counts);
 	assert_true(want.done);
@@ -253,6 +269,7 @@ test_nonstream_openai_finish(void **state)
 	assert_int_equal(want.prompt_eval_count, 5);
 	assert_int_equal(want.token_lines, 0);
 	assert_boundary_invariant(body, &want);
+	line_fn = both_line;
 }
 
 /* A body without counts still counts as one content line at finish. */
@@ -261,7 +278,7 @@ test_finish_counts_last_content_line(void **state)
 {
 	struct tokscan ts;
 
-	tokscan_init(&ts);
+	tokscan_init(&ts, line_fn);
 	tokscan_feed(&ts, "{\"embeddings\":[[0.1,0.2]]}", 26);
 	assert_int_equal(ts.token_lines, 0);
 	assert_int_equal(tokscan_finish(&ts), 1);
@@ -300,7 +317,7 @@ test_long_line_skipped_bounded(void **state)
 	const char *after = "{\"response\":\"x\"}\n{\"done\":true,\"eval_count\":5,\"prompt_eval_count\":3}\n";
 	struct tokscan ts;
 
-	tokscan_init(&ts);
+	tokscan_init(&ts, line_fn);
 	tokscan_feed(&ts, "{\"response\":\"a\"}\n", 18);
 	feed_long_line(&ts, 3 * (size_t)TOKSCAN_MAX_LINE + 17, 4096, true);
 	assert_true(ts.cap <= TOKSCAN_MAX_LINE);
@@ -321,7 +338,7 @@ test_long_line_at_finish(void **state)
 {
 	struct tokscan ts;
 
-	tokscan_init(&ts);
+	tokscan_init(&ts, line_fn);
 	feed_long_line(&ts, (size_t)TOKSCAN_MAX_LINE + 1, 65536, false);
 	assert_true(ts.overflow);
 	assert_true(ts.cap <= TOKSCAN_MAX_LINE);
@@ -350,7 +367,7 @@ test_long_line_limit_independent_of_chunking(void **state)
 		line[sizes[s]] = '\n';
 		for (size_t c = 0; c < 3; c++) {
 			struct tokscan ts;
-			tokscan_init(&ts);
+			tokscan_init(&ts, line_fn);
 			for (size_t at = 0; at < sizes[s] + 1; at += chunks[c]) {
 				size_t n = sizes[s] + 1 - at < chunks[c] ? sizes[s] + 1 - at : chunks[c];
 				tokscan_feed(&ts, line + at, n);
@@ -458,7 +475,7 @@ test_free_twice_and_reuse(void **state)
 {
 	struct tokscan ts;
 
-	tokscan_init(&ts);
+	tokscan_init(&ts, line_fn);
 	tokscan_feed(&ts, "{\"response\":", 12);
 	assert_non_null(ts.line);
 	tokscan_free(&ts);
