@@ -5,6 +5,10 @@
  * Invariants, per model:
  *  - n_active = requests in m->active (phases LOADING..HUNG) <= num_parallel;
  *  - n_decoding = active requests in DECODE; rate = aggregate(n)/n for it;
+ *  - waiting is non-empty only while n_active > 0: its head waits for a
+ *    slot, or for every slot to empty before it reloads the model at its
+ *    context (dispatch);
+ *  - ctx is the context of the load in progress or of the resident model;
  *  - v is exact at t_v: call model_clock(t) before changing n_decoding;
  *  - model_advance() processes rate-changing events in time order, so a
  *    late timer wake-up never distorts the simulated timeline, only the
@@ -33,12 +37,14 @@ struct sim_model {
 	double v;                       /* tokens per decoding request so far */
 	double rate;                    /* tok/s of each decoding request now */
 	bool loaded, loading;
+	int ctx;                        /* context it is loaded (or loading) with */
 	int64_t load_end;               /* simulated ns */
 	int64_t expires_at;             /* simulated ns; INT64_MAX = never */
 	int64_t keep_alive_ns;          /* the latest request's keep_alive */
 	/* statistics */
 	int max_in_flight;
 	uint64_t served, tokens, disconnects, rejected, loads, failed;
+	uint64_t context_reloads;       /* loads forced by a request's other num_ctx */
 };
 
 struct fault {
@@ -213,14 +219,38 @@ resident(struct sim_model *m, int64_t t)
 }
 
 bool
-sim_engine_loaded(struct sim_model *m, int64_t *expires_at)
+sim_engine_loaded(struct sim_model *m, bool loading, int64_t *expires_at, int *ctx)
 {
 	int64_t now = sim_engine_now();
-	bool r = resident(m, now);
+	bool r = resident(m, now) || (loading && m->loading);
 	if (expires_at)
-		*expires_at = m->n_active > 0
+		*expires_at = m->n_active > 0 || m->loading
 		    ? (m->keep_alive_ns < 0 ? INT64_MAX : now + m->keep_alive_ns) : m->expires_at;
+	if (ctx)
+		*ctx = m->ctx;
 	return r;
+}
+
+/* Whether req can have a slot of the model as it is: the model is not
+ * resident (its load will use req's context), or it is resident or
+ * loading with req's context.  Ollama compares the runner's options:
+ * another num_ctx needs another runner.  A hung request (fault) never
+ * runs, so it takes a slot whatever the model's context. */
+static bool
+fits_context(struct sim_model *m, const struct sim_req *req, int64_t t)
+{
+	return req->fault == SIM_FAULT_HANG || !(resident(m, t) || m->loading) || m->ctx == req->num_ctx;
+}
+
+/* No slot is taken and req needs another context: drop the model, so that
+ * req's slot loads it again (load_time, as a cold load). */
+static void
+drop_for_context(struct sim_model *m, const struct sim_req *req)
+{
+	log_info("%s: reloading with context %d (was %d)", m->p->name, req->num_ctx, m->ctx);
+	m->loaded = false;
+	m->loading = false;
+	m->context_reloads++;
 }
 
 static void start_decode(struct sim_model *m, struct sim_req *req, int64_t t);
@@ -249,9 +279,11 @@ grant_slot(struct sim_model *m, struct sim_req *req, int64_t t)
 	}
 	if (!m->loaded && !m->loading) {
 		m->loading = true;
+		m->ctx = req->num_ctx;
 		m->load_end = t + m->p->load_ns;
 		m->loads++;
-		log_debug("%s: loading (%.1f s simulated)", m->p->name, (double)m->p->load_ns / 1e9);
+		log_debug("%s: loading with context %d (%.1f s simulated)", m->p->name, m->ctx,
+		    (double)m->p->load_ns / 1e9);
 	}
 	if (m->loading)
 		req->phase = SIM_PHASE_LOADING;
@@ -303,6 +335,29 @@ start_decode(struct sim_model *m, struct sim_req *req, int64_t t)
 		finish(m, req, t);
 }
 
+/*
+ * Hand free slots to the waiting requests in order.  The first one that
+ * needs another context waits until every slot is free (Ollama lets the
+ * requests in flight finish, then reloads), and everyone behind it waits
+ * too, even those that fit: the queue is FIFO.
+ */
+static void
+dispatch(struct sim_model *m, int64_t t)
+{
+	struct sim_req *next;
+	while (m->n_active < m->p->num_parallel && (next = TAILQ_FIRST(&m->waiting)) != NULL) {
+		if (!fits_context(m, next, t)) {
+			if (m->n_active > 0)
+				break;
+			drop_for_context(m, next);
+		}
+		TAILQ_REMOVE(&m->waiting, next, entry);
+		m->n_waiting--;
+		E.n_waiting--;
+		grant_slot(m, next, t);
+	}
+}
+
 /* Leave the slot table at time t and hand the slot to the next in line. */
 static void
 release(struct sim_model *m, struct sim_req *req, int64_t t)
@@ -320,13 +375,7 @@ release(struct sim_model *m, struct sim_req *req, int64_t t)
 		if (m->keep_alive_ns == 0)
 			m->loaded = false;
 	}
-	struct sim_req *next;
-	while (m->n_active < m->p->num_parallel && (next = TAILQ_FIRST(&m->waiting)) != NULL) {
-		TAILQ_REMOVE(&m->waiting, next, entry);
-		m->n_waiting--;
-		E.n_waiting--;
-		grant_slot(m, next, t);
-	}
+	dispatch(m, t);
 }
 
 static void
@@ -441,9 +490,14 @@ sim_engine_submit(struct sim_req *req)
 	model_advance(m, now);
 	if (!req->keep_alive_set)
 		req->keep_alive_ns = m->p->keep_alive_ns;
-	if (m->n_active < m->p->num_parallel && TAILQ_EMPTY(&m->waiting)) {
+	/* Nobody waits, so a request of another context waits only for the
+	 * requests in flight. */
+	if (m->n_active < m->p->num_parallel && TAILQ_EMPTY(&m->waiting) &&
+	    (m->n_active == 0 || fits_context(m, req, now))) {
 		m->keep_alive_ns = req->keep_alive_ns;
 		resident(m, now);
+		if (!fits_context(m, req, now))
+			drop_for_context(m, req);
 		grant_slot(m, req, now);
 		model_advance(m, now);  /* zero-length phases finish at once */
 		return 0;
@@ -475,6 +529,7 @@ sim_engine_cancel(struct sim_req *req, bool counts_as_disconnect)
 		m->n_waiting--;
 		E.n_waiting--;
 		req->phase = SIM_PHASE_DONE;
+		dispatch(m, now);       /* it may have held the others back (a reload) */
 	} else {
 		release(m, req, now);
 	}
@@ -592,6 +647,7 @@ sim_engine_stats_reset(void)
 		struct sim_model *m = &E.models[i];
 		m->max_in_flight = m->n_active;
 		m->served = m->tokens = m->disconnects = m->rejected = m->loads = m->failed = 0;
+		m->context_reloads = 0;
 	}
 }
 
@@ -599,7 +655,7 @@ json_t *
 sim_engine_stats(void)
 {
 	json_t *models = json_object(), *faults = json_array();
-	json_int_t tot[9] = { 0 };
+	json_int_t tot[9] = { 0 }, reloads = 0;
 	static const char *const keys[9] = { "in_flight", "max_in_flight", "queued", "decoding", "served",
 		"tokens", "disconnects", "rejected", "failed" };
 
@@ -615,13 +671,20 @@ sim_engine_stats(void)
 			tot[k] += vals[k];
 		}
 		json_object_set_new(o, "loads", json_integer((json_int_t)m->loads));
-		json_object_set_new(o, "loaded", json_boolean(sim_engine_loaded(m, NULL)));
+		json_object_set_new(o, "context_reloads", json_integer((json_int_t)m->context_reloads));
+		reloads += (json_int_t)m->context_reloads;
+		json_object_set_new(o, "loaded", json_boolean(sim_engine_loaded(m, false, NULL, NULL)));
+		/* The context it is loaded (or being loaded) with; null when not resident. */
+		int ctx;
+		json_object_set_new(o, "context_length",
+		    sim_engine_loaded(m, true, NULL, &ctx) ? json_integer(ctx) : json_null());
 		json_object_set_new(o, "aggregate_tps", json_real(m->rate * m->n_decoding));
 		json_object_set_new(models, m->p->name, o);
 	}
 	json_t *totals = json_object();
 	for (int k = 0; k < 9; k++)
 		json_object_set_new(totals, keys[k], json_integer(tot[k]));
+	json_object_set_new(totals, "context_reloads", json_integer(reloads));
 	/* max_in_flight has no meaningful sum; report the largest. */
 	json_int_t mx = 0;
 	for (size_t i = 0; i < E.n_models; i++)
@@ -633,7 +696,7 @@ sim_engine_stats(void)
 	TAILQ_FOREACH(f, &E.faults, entry)
 		json_array_append_new(faults, json_pack("{s:s, s:I, s:s?}", "mode", fault_names[f->kind],
 		    "count", (json_int_t)f->count, "model", f->model ? f->model->p->name : NULL));
-	return json_pack("{s:s, s:f, s:I, s:o, s:o, s:o}", "host", E.profile->host, "speed", E.speed,
-	    "sim_time_ms", (json_int_t)(sim_engine_now() / 1000000), "models", models, "totals", totals,
-	    "faults", faults);
+	return json_pack("{s:s, s:f, s:I, s:i, s:o, s:o, s:o}", "host", E.profile->host, "speed", E.speed,
+	    "sim_time_ms", (json_int_t)(sim_engine_now() / 1000000), "context_length", E.profile->context_length,
+	    "models", models, "totals", totals, "faults", faults);
 }

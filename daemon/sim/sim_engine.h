@@ -92,6 +92,7 @@ struct sim_req {
 	bool explicit_predict;          /* num_predict given: stop with "length" */
 	int64_t keep_alive_ns;          /* from the request, or the model default */
 	bool keep_alive_set;
+	int num_ctx;                    /* context it runs at: options.num_ctx, or the model default */
 	int64_t prompt_tokens;
 	int64_t target_tokens;          /* tokens to generate */
 	uint64_t text_seed;             /* picks the deterministic words */
@@ -180,8 +181,11 @@ const struct sim_profile_model *sim_engine_model_profile(const struct sim_model 
  */
 void sim_engine_take_fault(struct sim_req *req);
 
-/* Admit a parsed request: take a slot or wait FIFO.  Returns 0, or -1 when
- * the host's waiting queue is full (caller answers 503). */
+/* Admit a parsed request: take a slot or wait FIFO.  A request whose
+ * num_ctx differs from the resident (or loading) model's waits, and every
+ * later one behind it, until the model's slots are empty; it then reloads
+ * the model at its context (load_time again).  Returns 0, or -1 when the
+ * host's waiting queue is full (caller answers 503). */
 int sim_engine_submit(struct sim_req *req);
 
 /* The client is gone (or the connection closed): free its slot or queue
@@ -194,8 +198,10 @@ int64_t sim_engine_advance(void);
 
 /* Unload a model now if idle, else once its requests finish. */
 void sim_engine_unload(struct sim_model *m);
-/* Whether a model is resident now (lazy keep_alive expiry). */
-bool sim_engine_loaded(struct sim_model *m, int64_t *expires_at);
+/* Whether a model is resident now (lazy keep_alive expiry); with
+ * loading, a model being loaded counts too (Ollama's /api/ps lists it).
+ * *ctx (if not NULL) gets the context it is (being) loaded with. */
+bool sim_engine_loaded(struct sim_model *m, bool loading, int64_t *expires_at, int *ctx);
 
 /* Fault control.  sim_engine_fault_add parses the JSON of POST /_sim/fault;
  * returns NULL on success or a static message for a 400. */

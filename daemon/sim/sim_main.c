@@ -33,7 +33,7 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: harmonic-sim --listen HOST:PORT --profile FILE [--speed N] [--seed N]\n"
-	    "                    [--log-level error|warn|info|debug] [-V] [-h]\n");
+	    "                    [--context-length N] [--log-level error|warn|info|debug] [-V] [-h]\n");
 }
 
 static int
@@ -67,6 +67,7 @@ main(int argc, char **argv)
 		{ "profile", required_argument, NULL, 'p' },
 		{ "speed", required_argument, NULL, 's' },
 		{ "seed", required_argument, NULL, 'S' },
+		{ "context-length", required_argument, NULL, 'C' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -75,11 +76,12 @@ main(int argc, char **argv)
 	const char *listen = "127.0.0.1:11434", *profile_path = NULL;
 	double speed = 1;
 	unsigned long long seed = 0;
+	long context_length = 0;
 	int level = LOG_LEVEL_INFO, c;
 	char *end;
 
 	log_init("harmonic-sim", LOG_LEVEL_INFO);
-	while ((c = getopt_long(argc, argv, "l:p:s:S:L:Vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:p:s:S:C:L:Vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			listen = optarg;
@@ -99,6 +101,14 @@ main(int argc, char **argv)
 			seed = strtoull(optarg, &end, 0);
 			if (*end != '\0' || errno != 0) {
 				log_errx("--seed: an unsigned integer expected");
+				return EX_USAGE;
+			}
+			break;
+		case 'C':
+			errno = 0;
+			context_length = strtol(optarg, &end, 10);
+			if (*end != '\0' || errno != 0 || context_length < 1 || context_length > SIM_PROFILE_MAX_CTX) {
+				log_errx("--context-length: an integer from 1 to %d expected", SIM_PROFILE_MAX_CTX);
 				return EX_USAGE;
 			}
 			break;
@@ -128,6 +138,9 @@ main(int argc, char **argv)
 	struct sim_profile *profile = sim_profile_load(profile_path);
 	if (profile == NULL)
 		return EX_CONFIG;
+	/* OLLAMA_CONTEXT_LENGTH of the simulated host: wins over the profile. */
+	if (context_length > 0)
+		profile->context_length = (int)context_length;
 
 	sigset_t mask;
 	sigemptyset(&mask);
@@ -151,8 +164,8 @@ main(int argc, char **argv)
 	if (epoll_add(epfd, sfd, &tag_signal) < 0 || epoll_add(epfd, tfd, &tag_timer) < 0 ||
 	    epoll_add(epfd, mhd_fd, &tag_mhd) < 0)
 		fatal("epoll_ctl");
-	log_info("listening on %s: profile %s (%s, %zu models), speed %g", listen, profile_path, profile->host,
-	    profile->n_models, speed);
+	log_info("listening on %s: profile %s (%s, %zu models), speed %g, context length %d", listen, profile_path,
+	    profile->host, profile->n_models, speed, profile->context_length);
 
 	bool stop = false;
 	while (!stop) {

@@ -116,6 +116,12 @@ sim_profile_find(const struct sim_profile *p, const char *name)
 	return found;
 }
 
+int
+sim_profile_default_ctx(const struct sim_profile *p, const struct sim_profile_model *m)
+{
+	return m->num_ctx > 0 ? m->num_ctx : p->context_length;
+}
+
 uint64_t
 sim_profile_model_bytes(const struct sim_profile_model *m)
 {
@@ -280,16 +286,16 @@ load_model(struct loader *ld, struct sim_profile *p, const config_setting_t *ms,
 		problem(ld, ms, "keep_alive: seconds or a duration string with a unit (\"5m\")");
 
 	m->num_parallel = p->num_parallel;
-	m->num_ctx = 2048;
 	m->embedding_length = 1024;
-	if (defaults) {
-		if (get_number(defaults, "num_ctx", &v) == 0)
-			m->num_ctx = (int)v;
-	}
+	/* A model's own num_ctx is its Modelfile's PARAMETER num_ctx: it wins
+	 * over the host's default context (defaults.num_ctx is that default). */
 	if (get_number(ms, "num_parallel", &v) == 0)
 		m->num_parallel = (int)v;
-	if (get_number(ms, "num_ctx", &v) == 0)
+	int r = get_number(ms, "num_ctx", &v);
+	if (r == 0 && v >= 1 && v <= SIM_PROFILE_MAX_CTX)
 		m->num_ctx = (int)v;
+	else if (r != 1)
+		problem(ld, ms, "num_ctx: 1 to 16777216");
 	if (get_number(ms, "embedding_length", &v) == 0)
 		m->embedding_length = (int)v;
 	if (m->num_parallel < 1 || m->num_parallel > 4096)
@@ -362,6 +368,7 @@ sim_profile_load(const char *path)
 	p->num_parallel = 1;    /* Ollama's own default */
 	p->max_queue = 512;
 	p->default_predict = 128;
+	p->context_length = 2048;
 	p->host = xstrdup(host ? get_string(host, "name", "sim") : "sim");
 	p->version = xstrdup(host ? get_string(host, "version", "0.15.2") : "0.15.2");
 	if (host) {
@@ -372,6 +379,15 @@ sim_profile_load(const char *path)
 		if (get_number(host, "default_predict", &v) == 0)
 			p->default_predict = (int)v;
 	}
+	/* The host's default context (OLLAMA_CONTEXT_LENGTH): host.context_length,
+	 * else defaults.num_ctx (the older spelling), else 2048. */
+	const config_setting_t *ctx_in = host && config_setting_get_member(host, "context_length") ? host : defaults;
+	const char *ctx_key = ctx_in == host ? "context_length" : "num_ctx";
+	int r = ctx_in ? get_number(ctx_in, ctx_key, &v) : 1;
+	if (r == 0 && v >= 1 && v <= SIM_PROFILE_MAX_CTX)
+		p->context_length = (int)v;
+	else if (r != 1)
+		problem(&ld, ctx_in, ctx_in == host ? "host.context_length: 1 to 16777216" : "defaults.num_ctx: 1 to 16777216");
 	if (p->num_parallel < 1 || p->num_parallel > 4096)
 		problem(&ld, host, "host.num_parallel: 1 to 4096");
 	if (p->max_queue < 0 || p->max_queue > 1000000)

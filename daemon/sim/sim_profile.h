@@ -2,7 +2,8 @@
  * sim_profile: a simulated host's description, loaded from a libconfig
  * profile under etc/sim/: the host's slot and queue limits and, per model,
  * the measured aggregate decode curve plus the timing and memory figures
- * that /api/ps, /api/show and the engine report.  Frozen after loading.
+ * that /api/ps, /api/show and the engine report.  Frozen after loading
+ * (harmonic-sim's --context-length overrides context_length first).
  */
 #ifndef HARMONIC_SIM_PROFILE_H
 #define HARMONIC_SIM_PROFILE_H
@@ -25,7 +26,7 @@ struct sim_profile_model {
 	double rates[SIM_PROFILE_MAX_LEVELS];   /* aggregate tok/s measured at each level */
 	size_t n_levels;
 	int num_parallel;           /* slots; host default unless overridden */
-	int num_ctx;                /* context per slot, for /api/ps */
+	int num_ctx;                /* the Modelfile's num_ctx; 0: none, the host's default applies */
 	int embedding_length;       /* embedding vector size */
 	double prompt_rate;         /* prompt-eval tok/s per request */
 	int64_t load_ns;            /* cold load time, simulated ns */
@@ -41,6 +42,7 @@ struct sim_profile {
 	int num_parallel;           /* OLLAMA_NUM_PARALLEL: slots per model */
 	int max_queue;              /* OLLAMA_MAX_QUEUE: waiting requests, whole host */
 	int default_predict;        /* tokens generated when num_predict is absent */
+	int context_length;         /* OLLAMA_CONTEXT_LENGTH: context of a load that names none */
 	struct sim_profile_model *models;
 	size_t n_models;
 };
@@ -62,6 +64,13 @@ const struct sim_profile_model *sim_profile_find(const struct sim_profile *p, co
 /* Normalize a model name: lower case, ":latest" appended when untagged.
  * Caller owns the result (free). */
 char *sim_profile_normalize(const char *name);
+
+/* Largest context a profile, --context-length or options.num_ctx may give. */
+#define SIM_PROFILE_MAX_CTX 16777216
+
+/* The context a model loads with when a request names none (the /v1 and
+ * agent APIs never name one): its Modelfile num_ctx, else the host's default. */
+int sim_profile_default_ctx(const struct sim_profile *p, const struct sim_profile_model *m);
 
 /* Resident size in bytes of a loaded model: base + num_parallel * kv. */
 uint64_t sim_profile_model_bytes(const struct sim_profile_model *m);
