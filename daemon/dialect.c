@@ -6,6 +6,7 @@
 
 #include "jsonx.h"
 #include "log.h"
+#include "tokscan.h"
 #include "xmalloc.h"
 
 const char *
@@ -68,13 +69,49 @@ dialect_openai_error(int status, const char *msg)
 }
 
 char *
-dialect_sse_event(const char *name, json_t *o, size_t *len)
+dialect_framed(json_t *o, const char *before, const char *after, size_t *len)
 {
-	char *data = jx_dump(o, NULL), *ev;
+	char *data = jx_dump(o, NULL), *out;
 
 	json_decref(o);
-	ev = xasprintf("event: %s\ndata: %s\n\n", name, data != NULL ? data : "{}");
+	out = xasprintf("%s%s%s", before, data != NULL ? data : "{}", after);
 	free(data);
-	*len = strlen(ev);
-	return ev;
+	*len = strlen(out);
+	return out;
+}
+
+char *
+dialect_sse_event(const char *name, json_t *o, size_t *len)
+{
+	char *before = xasprintf("event: %s\ndata: ", name), *out = dialect_framed(o, before, "\n\n", len);
+
+	free(before);
+	return out;
+}
+
+bool
+dialect_event_line(struct tokscan *ts, const char *s, size_t n, const struct dialect_event *table, size_t count)
+{
+	if (n < 6 || memcmp(s, "event:", 6) != 0)
+		return false;
+	s += 6;
+	n -= 6;
+	while (n > 0 && *s == ' ') {
+		s++;
+		n--;
+	}
+	ts->event = 0;
+	for (size_t i = 0; i < count; i++)
+		if (strlen(table[i].name) == n && memcmp(s, table[i].name, n) == 0)
+			ts->event = table[i].code;
+	return true;
+}
+
+void
+dialect_take_usage(struct tokscan *ts, const json_t *o)
+{
+	const json_t *usage = json_object_get(o, "usage");
+
+	if (json_is_object(usage))
+		tokscan_set_counts(ts, tokscan_int(usage, "output_tokens"), tokscan_int(usage, "input_tokens"));
 }

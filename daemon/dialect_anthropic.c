@@ -84,53 +84,26 @@ error_body(int status, const char *msg)
 	return o;
 }
 
-static int
-event_code(const char *s, size_t n)
-{
-	static const struct { const char *name; int code; } names[] = {
-		{"content_block_delta", EV_DELTA}, {"message_delta", EV_MESSAGE_DELTA},
-		{"message_stop", EV_MESSAGE_STOP}, {"error", EV_ERROR},
-	};
+static const struct dialect_event events[] = {
+	{"content_block_delta", EV_DELTA}, {"message_delta", EV_MESSAGE_DELTA},
+	{"message_stop", EV_MESSAGE_STOP}, {"error", EV_ERROR},
+};
 
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strlen(names[i].name) == n && memcmp(s, names[i].name, n) == 0)
-			return names[i].code;
-	return EV_OTHER;
-}
-
-/* usage {input_tokens, output_tokens}: of message_delta, or of a whole
- * non-stream message. */
-static void
-take_usage(struct tokscan *ts, const json_t *o)
-{
-	const json_t *usage = json_object_get(o, "usage");
-
-	if (json_is_object(usage))
-		tokscan_set_counts(ts, tokscan_int(usage, "output_tokens"), tokscan_int(usage, "input_tokens"));
-}
 
 static size_t
 scan_line(struct tokscan *ts, const char *s, size_t n)
 {
 	json_t *o;
 
-	if (n >= 6 && memcmp(s, "event:", 6) == 0) {
-		s += 6;
-		n -= 6;
-		while (n > 0 && *s == ' ') {
-			s++;
-			n--;
-		}
-		ts->event = event_code(s, n);
+	if (dialect_event_line(ts, s, n, events, sizeof(events) / sizeof(events[0])))
 		return 0;
-	}
 	if (tokscan_sse_data(&s, &n)) {
 		switch (ts->event) {
 		case EV_DELTA:
 			return 1;
 		case EV_MESSAGE_DELTA:
 			if ((o = tokscan_json(s, n)) != NULL) {
-				take_usage(ts, o);
+				dialect_take_usage(ts, o);
 				json_decref(o);
 			}
 			return 0;
@@ -151,7 +124,7 @@ scan_line(struct tokscan *ts, const char *s, size_t n)
 		if (json_object_get(o, "error") != NULL)
 			ts->error = true;
 		else if (json_object_get(o, "usage") != NULL) {
-			take_usage(ts, o);
+			dialect_take_usage(ts, o);
 			ts->done = true;
 		}
 		json_decref(o);

@@ -156,14 +156,7 @@ scan_line_embed(struct tokscan *ts, const char *s, size_t n)
 static char *
 stream_failure(const char *why, size_t *len)
 {
-	json_t *o = dialect_ollama_error(500, why);
-	char *s = jx_dump(o, NULL), *line;
-
-	json_decref(o);
-	line = xasprintf("%s\n", s != NULL ? s : "{\"error\":\"backend failed\"}");
-	free(s);
-	*len = strlen(line);
-	return line;
+	return dialect_framed(dialect_ollama_error(500, why), "", "\n", len);
 }
 
 const struct dialect dialect_ollama = {

@@ -91,14 +91,7 @@ scan_line_embed(struct tokscan *ts, const char *s, size_t n)
 static char *
 stream_failure(const char *why, size_t *len)
 {
-	json_t *o = dialect_openai_error(500, why);
-	char *s = jx_dump(o, NULL), *ev;
-
-	json_decref(o);
-	ev = xasprintf("data: %s\n\n", s != NULL ? s : "{\"error\":{\"message\":\"backend failed\"}}");
-	free(s);
-	*len = strlen(ev);
-	return ev;
+	return dialect_framed(dialect_openai_error(500, why), "data: ", "\n\n", len);
 }
 
 const struct dialect dialect_openai = {

@@ -49,58 +49,32 @@ rewrite(const struct route *r, json_t *o, const struct cfg_model *m)
 {
 }
 
-static int
-event_code(const char *s, size_t n)
-{
-	static const struct { const char *name; int code; } names[] = {
-		{"response.output_text.delta", EV_DELTA},
-		{"response.reasoning_summary_text.delta", EV_DELTA},
-		{"response.reasoning_text.delta", EV_DELTA},
-		{"response.function_call_arguments.delta", EV_DELTA},
-		{"response.completed", EV_COMPLETED},
-		{"response.incomplete", EV_COMPLETED},
-		{"response.failed", EV_FAILED},
-		{"error", EV_FAILED},
-	};
+static const struct dialect_event events[] = {
+	{"response.output_text.delta", EV_DELTA},
+	{"response.reasoning_summary_text.delta", EV_DELTA},
+	{"response.reasoning_text.delta", EV_DELTA},
+	{"response.function_call_arguments.delta", EV_DELTA},
+	{"response.completed", EV_COMPLETED},
+	{"response.incomplete", EV_COMPLETED},
+	{"response.failed", EV_FAILED},
+	{"error", EV_FAILED},
+};
 
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strlen(names[i].name) == n && memcmp(s, names[i].name, n) == 0)
-			return names[i].code;
-	return EV_OTHER;
-}
-
-/* A response object's usage {input_tokens, output_tokens}. */
-static void
-take_usage(struct tokscan *ts, const json_t *resp)
-{
-	const json_t *usage = json_object_get(resp, "usage");
-
-	if (json_is_object(usage))
-		tokscan_set_counts(ts, tokscan_int(usage, "output_tokens"), tokscan_int(usage, "input_tokens"));
-}
 
 static size_t
 scan_line(struct tokscan *ts, const char *s, size_t n)
 {
 	json_t *o;
 
-	if (n >= 6 && memcmp(s, "event:", 6) == 0) {
-		s += 6;
-		n -= 6;
-		while (n > 0 && *s == ' ') {
-			s++;
-			n--;
-		}
-		ts->event = event_code(s, n);
+	if (dialect_event_line(ts, s, n, events, sizeof(events) / sizeof(events[0])))
 		return 0;
-	}
 	if (tokscan_sse_data(&s, &n)) {
 		switch (ts->event) {
 		case EV_DELTA:
 			return 1;
 		case EV_COMPLETED:
 			if ((o = tokscan_json(s, n)) != NULL) {
-				take_usage(ts, json_object_get(o, "response"));
+				dialect_take_usage(ts, json_object_get(o, "response"));
 				json_decref(o);
 			}
 			ts->done = true;
@@ -119,7 +93,7 @@ scan_line(struct tokscan *ts, const char *s, size_t n)
 		if (json_is_object(json_object_get(o, "error")))
 			ts->error = true;
 		if (json_object_get(o, "usage") != NULL) {
-			take_usage(ts, o);
+			dialect_take_usage(ts, o);
 			ts->done = true;
 		}
 		json_decref(o);

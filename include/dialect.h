@@ -71,6 +71,20 @@ char *dialect_member_type(const json_t *o, const char *name, json_type type, con
 /* The two error shapes most dialects share. */
 json_t *dialect_ollama_error(int status, const char *msg);
 json_t *dialect_openai_error(int status, const char *msg);
+/* One event name of an SSE dialect and the code it scans as. */
+struct dialect_event {
+	const char *name;
+	int code;
+};
+/* If s is an "event: NAME" line, set ts->event to NAME's code in table (0
+ * when NAME is not in it) and return true. */
+bool dialect_event_line(struct tokscan *ts, const char *s, size_t n, const struct dialect_event *table,
+    size_t count);
+/* usage {input_tokens, output_tokens} of o, if it has one, as the counts
+ * (Anthropic's messages and Responses' response objects alike). */
+void dialect_take_usage(struct tokscan *ts, const json_t *o);
+/* before + o encoded + after (o consumed; "{}" if it cannot be encoded). */
+char *dialect_framed(json_t *o, const char *before, const char *after, size_t *len);
 /* An SSE event "event: NAME\ndata: JSON\n\n" of o (consumed). */
 char *dialect_sse_event(const char *name, json_t *o, size_t *len);
 
