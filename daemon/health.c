@@ -15,6 +15,8 @@
 #include "upstream.h"
 #include "xmalloc.h"
 
+#define HEALTH_FAILS_DOWN 2 /* probes in a row that must fail before a host is down */
+
 struct host_state {
 	bool probing;
 	bool probed;            /* answered or failed at least once */
@@ -224,11 +226,13 @@ on_version(struct rt_host *h, const char *path, long status, const char *body, s
 			warm_models(h);
 		}
 		upstream_probe(h, "/api/ps", NULL, 2.0, on_ps, NULL);
-	} else {
-		h->fails++;
+	} else if (++h->fails >= HEALTH_FAILS_DOWN) {
+		/* One late answer is a busy host (or a loaded machine), not a
+		 * dead one: a host that refuses connections is marked down at
+		 * once by the request path (health_suspect). */
 		st->warmed = false;
 		if (h->up)
-			log_warnx("host %s: probe failed (%s)", h->cfg->name,
+			log_warnx("host %s: %d probes in a row failed (%s)", h->cfg->name, h->fails,
 			    status ? "bad status" : "no answer");
 		sched_host_set_up(h, false);
 	}

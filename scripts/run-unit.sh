@@ -5,7 +5,8 @@ build=$1; shift
 passed=0; failed=0
 for t in "$@"; do
 	out=$("$t" 2>&1); rc=$?
-	printf '%s\n' "$out" | grep -E '^\[  (PASSED|FAILED)  \]|^\[  FAILED  \]|^\[  ERROR   \]' | sed "s|^|$(basename "$t"): |"
+	# Lines starting with "# " are figures a test measured (printed, not judged).
+	printf '%s\n' "$out" | grep -E '^\[  (PASSED|FAILED)  \]|^\[  FAILED  \]|^\[  ERROR   \]|^# ' | sed "s|^|$(basename "$t"): |"
 	p=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | head -1)
 	f=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | head -1)
 	passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))

@@ -23,7 +23,7 @@ function connect(port) {
   });
 }
 
-test('10k idle client connections are held; the daemon keeps serving', { timeout: 120000 }, async () => {
+test('10k idle client connections are held; the daemon keeps serving', { timeout: 300000 }, async (t) => {
   const hd = await startDaemon(cfg('max_connections = 12000;'));
   const socks = [];
   const closed = { n: 0 };
@@ -43,12 +43,23 @@ test('10k idle client connections are held; the daemon keeps serving', { timeout
   } finally {
     for (const s of socks) s.destroy();
   }
-  await sleep(300);
-  assert.equal((await getJson(hd.url + '/stats')).connections.open <= 2, true);
+  // The daemon must see all 10k closes: 44-160 ms measured here with
+  // nothing else running (the old fixed 300 ms sleep was under 10x that);
+  // the wait allows 30 s.
+  const t0 = Date.now();
+  let open;
+  while ((open = (await getJson(hd.url + '/stats')).connections.open) > 2 && Date.now() - t0 < 30000) await sleep(50);
+  t.diagnostic(`10k closes seen after ${Date.now() - t0} ms`);
+  assert.ok(open <= 2, `${open} connections still open 30 s after the clients closed them`);
   assert.equal(await hd.stop(), 0);
 });
 
-test('a slowloris client is cut after header_timeout while others are served', async () => {
+// The cut comes after header_timeout (1 s) plus the sweep's granularity:
+// 2.0 s measured here with nothing else running.  The lower bound is the
+// property (not before header_timeout); the upper one only has to tell
+// "cut" from "never cut" and keeps over 10x the idle figure.
+const SLOWLORIS_MAX_MS = 25000;
+test('a slowloris client is cut after header_timeout while others are served', async (t) => {
   const hd = await startDaemon(cfg('header_timeout = 1.0;'));
   const s = await connect(hd.port);
   let closedAt = 0;
@@ -59,10 +70,11 @@ test('a slowloris client is cut after header_timeout while others are served', a
   const drip = setInterval(() => { if (!s.destroyed) s.write('X'); }, 200); // a header that never ends
   const r = await generate(hd.url, gen);
   assert.equal(r.status, 200);
-  while (!closedAt && Date.now() - t0 < 5000) await sleep(50);
+  while (!closedAt && Date.now() - t0 < SLOWLORIS_MAX_MS + 1000) await sleep(50);
   clearInterval(drip);
   assert.ok(closedAt, 'the slow client was disconnected');
-  assert.ok(closedAt - t0 >= 900 && closedAt - t0 < 3500, `cut after ${closedAt - t0} ms`);
+  t.diagnostic(`slowloris cut after ${closedAt - t0} ms (header_timeout 1 s)`);
+  assert.ok(closedAt - t0 >= 900 && closedAt - t0 < SLOWLORIS_MAX_MS, `cut after ${closedAt - t0} ms`);
   assert.ok((await getJson(hd.url + '/stats')).connections.slow_cut >= 1);
   assert.equal(await hd.stop(), 0);
 });
@@ -96,8 +108,17 @@ test('past max_connections new clients are refused cleanly; the held ones keep w
   });
   assert.match(res, /^HTTP\/1\.1 200/);
   for (const s of held) s.destroy();
-  await sleep(200);
-  assert.ok((await getJson(hd.url + '/stats')).connections.refused >= 4);
+  // /stats needs a free connection: until the daemon has seen the held ones
+  // close it answers 503 (milliseconds here; up to 30 s allowed).
+  const t0 = Date.now();
+  let st;
+  for (;;) {
+    try { st = await getJson(hd.url + '/stats'); break; } catch (e) {
+      if (Date.now() - t0 > 30000) throw e;
+      await sleep(50);
+    }
+  }
+  assert.ok(st.connections.refused >= 4);
   const r = await generate(hd.url, gen);
   assert.equal(r.status, 200);
   assert.equal(await hd.stop(), 0);

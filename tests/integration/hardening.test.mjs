@@ -14,8 +14,9 @@
 //  f) a request whose body is still arriving when the drain starts gets a
 //     503, not a relayed answer, and the daemon exits 0;
 //  g) an error mid-stream always arrives as a JSON line of its own.
-// Time bounds keep 5-10x headroom over the expected value (a loaded 2-core
-// machine must not turn a pass into a fail).
+// Time bounds keep at least 10x headroom over what the 2-core test machine
+// measures with nothing else running (each test prints its figure), so a
+// loaded machine does not turn a pass into a fail.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -168,17 +169,19 @@ describe('b) header_timeout on a kept-alive connection', () => {
         assert.ok(!c.closed, 'connection still open after the first answer');
         const cutBefore = (await getJson(hd.url + '/stats')).connections.slow_cut;
         // A head that would take 70 s at this pace.  Expected cut: after
-        // header_timeout plus the sweep's granularity (~3 s); the bound is 20 s.
+        // header_timeout plus the sweep's granularity, 3.0 s measured here
+        // with nothing else running; the bound is 35 s (over 10x that), still
+        // well before the head would be complete.
         const slow = 'GET /api/version HTTP/1.1\r\nHost: x\r\nX-Slow: ' + 'a'.repeat(300) + '\r\n\r\n';
         const t0 = Date.now();
         let i = 0;
         const drip = setInterval(() => { if (i < slow.length && !c.closed) c.write(slow[i++]); }, 200);
-        const closed = await c.waitClose(21000 * SLOW);
+        const closed = await c.waitClose(36000 * SLOW);
         clearInterval(drip);
         const ms = Date.now() - t0;
         t.diagnostic(`${closed ? 'cut after' : 'still open after'} ${ms} ms, ${i} bytes of ${slow.length} sent`);
-        assert.ok(closed, `the trickling connection was not cut within 21 s (${i} of ${slow.length} bytes sent)`);
-        assert.ok(ms < 20000 * SLOW, `cut after ${ms} ms (header_timeout 1 s)`);
+        assert.ok(closed, `the trickling connection was not cut within 36 s (${i} of ${slow.length} bytes sent)`);
+        assert.ok(ms < 35000 * SLOW, `cut after ${ms} ms (header_timeout 1 s)`);
         assert.ok(i < slow.length, 'cut before the head was complete');
         const cutAfter = (await getJson(hd.url + '/stats')).connections.slow_cut;
         assert.ok(cutAfter > cutBefore, `connections.slow_cut counts it (${cutBefore} -> ${cutAfter})`);
@@ -228,10 +231,12 @@ describe('c) a backend that is always busy', () => {
     assert.equal(r0.status, 200);
     const before = (await getJson(hd.url + '/stats')).totals;
     const logBefore = hd.stderr().split('\n').length - 1;
+    // The answers come at queue_timeout: 1.51 s measured here with nothing
+    // else running; the bound (20 s) keeps over 10x that.
     const one = async () => {
       const t0 = Date.now();
       try {
-        const r = await postJson(hd.url + '/api/generate', gen('executive', 5, { stream: false }), {}, AbortSignal.timeout(15000));
+        const r = await postJson(hd.url + '/api/generate', gen('executive', 5, { stream: false }), {}, AbortSignal.timeout(25000));
         const body = await r.text();
         return { status: r.status, retry: r.headers.get('retry-after'), body, ms: Date.now() - t0 };
       } catch (e) {
@@ -247,9 +252,9 @@ describe('c) a backend that is always busy', () => {
     const logLines = hd.stderr().split('\n').slice(logBefore).filter((l) => /busy|503/.test(l));
     t.diagnostic(`${logLines.length} log lines about busy/503`);
     for (const r of rs) {
-      assert.equal(r.status, 503, `503 within 15 s, got ${r.status ?? r.error} after ${r.ms} ms`);
+      assert.equal(r.status, 503, `503 within 25 s, got ${r.status ?? r.error} after ${r.ms} ms`);
       assert.match(r.retry ?? '', /^\d+$/, 'Retry-After');
-      assert.ok(r.ms < 15000, `answered after ${r.ms} ms`);
+      assert.ok(r.ms < 20000, `answered after ${r.ms} ms`);
       assert.equal(typeof JSON.parse(r.body).error, 'string', `Ollama error shape: ${r.body}`);
     }
     assert.ok(attempts <= 40, `${attempts} attempts reached the busy backend for 2 requests`);
@@ -439,8 +444,12 @@ describe('g) an error mid-stream is a JSON line of its own', () => {
   });
 });
 
+// idle_timeout = 1 s cuts an idle connection after 1 s plus MHD's timer
+// granularity: 1.04 s measured here with nothing else running; the
+// wait keeps over 10x that.
+const IDLE_CUT_MAX_MS = 30000;
 describe('h) settings a reload cannot apply are named; idle_timeout applies to new connections', () => {
-  test('listen and a higher max_connections are warned about; a shorter idle_timeout cuts a new idle connection', async () => {
+  test('listen and a higher max_connections are warned about; a shorter idle_timeout cuts a new idle connection', async (t) => {
     const hd = await startDaemon(basic('idle_timeout = 120.0;\nmax_connections = 100;'));
     try {
       const text = fs.readFileSync(hd.config, 'utf8');
@@ -458,13 +467,15 @@ describe('h) settings a reload cannot apply are named; idle_timeout applies to n
       assert.match(log, /reload: max_connections = 5000 is above the 100/);
       assert.match(log, /reload: idle_timeout = 1 s applies to connections opened from now on/);
       // A connection opened after the reload is closed by the new idle
-      // timeout (MHD's timer: 1 s, give it 10x).
+      // timeout (see IDLE_CUT_MAX_MS).
       const c = await Conn.open(hd.port);
       try {
         c.write(head('GET', '/healthz'));
         assert.equal((await c.response()).status, 200);
-        const closed = await c.waitClose(10000 * SLOW);
-        assert.ok(closed, 'the idle connection outlived the reloaded idle_timeout of 1 s by 10x');
+        const t1 = Date.now();
+        const closed = await c.waitClose(IDLE_CUT_MAX_MS * SLOW);
+        t.diagnostic(`idle connection ${closed ? 'cut after' : 'still open after'} ${Date.now() - t1} ms (idle_timeout 1 s)`);
+        assert.ok(closed, `the idle connection outlived the reloaded idle_timeout of 1 s by ${IDLE_CUT_MAX_MS / 1000} s`);
       } finally {
         c.destroy();
       }

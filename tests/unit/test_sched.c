@@ -28,6 +28,7 @@
 static int started, unservable;
 static struct sched_item *running[100000];
 static int n_running;
+static int running_lo; /* running[i] is NULL for every i below it */
 static struct sched_item *items[100000]; /* every item, freed at teardown */
 static int n_items;
 
@@ -69,7 +70,7 @@ setup_with(const char *text)
 	cfg = load(text);
 	sched_init(cfg, &hooks);
 	started = unservable = 0;
-	n_running = 0;
+	n_running = running_lo = 0;
 	return 0;
 }
 
@@ -142,9 +143,12 @@ complete(int i)
 static int
 oldest_running(void)
 {
-	for (int i = 0; i < n_running; i++)
+	/* From running_lo, not 0: the slots below are all finished, and
+	 * rescanning them made each call slower as a test went on, which the
+	 * dispatch-cost comparison below read as a cost of the queue length. */
+	for (int i = running_lo; i < n_running; i++)
 		if (running[i] != NULL)
-			return i;
+			return running_lo = i;
 	return -1;
 }
 
@@ -290,7 +294,7 @@ test_replicas_most_free_relative(void **state)
 	for (int i = 0; i < 10; i++)
 		complete(i);
 	sched_host_set_up(&sched->hosts[0], false);
-	n_running = 0;
+	n_running = running_lo = 0;
 	for (int i = 0; i < 3; i++)
 		submit("r", "");
 	sched_dispatch();
@@ -474,29 +478,34 @@ seconds_for_cycles(int cycles)
 static void
 test_dispatch_cost_independent_of_queue_length(void **state)
 {
+	enum { CYCLES = 10000 }; /* 6 rounds of this many stay within running[] */
 	double short_q, long_q;
 
 	/* Same work with 10 and with 10000 requests waiting, compared in the
-	 * same process, best of three each: a linear scan would be ~1000x
-	 * slower; the verdict leaves 50x (and 50 ms) for a loaded machine. */
+	 * same process, best of three each.  Measured here with nothing else
+	 * running: 0.8-1.1x.  A linear scan
+	 * of the queue costs ~28 us a dispatch on this machine, 50-70x the
+	 * cycle, so the verdict sits at 25x (over 20x the idle figure, 2x
+	 * under a scan), plus 20 ms for a preemption on a loaded machine
+	 * (10000 cycles take 4-7 ms). */
 	for (int i = 0; i < 10; i++)
 		submit("a", "");
 	sched_dispatch();
-	short_q = seconds_for_cycles(2000);
+	short_q = seconds_for_cycles(CYCLES);
 	for (int r = 0; r < 2; r++) {
-		double t = seconds_for_cycles(2000);
+		double t = seconds_for_cycles(CYCLES);
 		short_q = t < short_q ? t : short_q;
 	}
 	for (int i = 0; i < 9990; i++)
 		submit("a", "");
-	long_q = seconds_for_cycles(2000);
+	long_q = seconds_for_cycles(CYCLES);
 	for (int r = 0; r < 2; r++) {
-		double t = seconds_for_cycles(2000);
+		double t = seconds_for_cycles(CYCLES);
 		long_q = t < long_q ? t : long_q;
 	}
-	print_message("dispatch cycle: %.2f us with 10 queued, %.2f us with 10000\n", short_q / 2000 * 1e6,
-	    long_q / 2000 * 1e6);
-	assert_true(long_q < short_q * 50 + 0.05);
+	print_message("# dispatch cycle: %.2f us with 10 queued, %.2f us with 10000 (%.1fx; verdict at 25x + 20 ms)\n",
+	    short_q / CYCLES * 1e6, long_q / CYCLES * 1e6, long_q / short_q);
+	assert_true(long_q < short_q * 25 + 0.02);
 }
 
 static const char *deep_cfg =

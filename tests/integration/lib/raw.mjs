@@ -61,8 +61,9 @@ export class Conn {
   kick() { if (this.waiter) this.waiter(); }
   get closed() { return this.closedAt !== 0; }
   write(data) { if (!this.sock.destroyed) this.sock.write(data); }
-  /* The next whole response, or {status: null, closed: true} / {timeout: true}. */
-  response(timeoutMs = 5000 * SLOW) {
+  /* The next whole response, or {status: null, closed: true} / {timeout: true}.
+   * The default wait is a ceiling for an answer that comes in milliseconds. */
+  response(timeoutMs = 30000 * SLOW) {
     return new Promise((resolve) => {
       const timer = setTimeout(() => { this.waiter = null; resolve({ status: null, timeout: true }); }, timeoutMs);
       const check = () => {
