@@ -257,7 +257,8 @@ static const struct field host_fields[] = {
 	{"reserve_gb", F_FLOAT, HOST(reserve_gb), 0, 1048576, false, NOSET},
 	{"bandwidth_gbs", F_FLOAT, HOST(bandwidth_gbs), 0, 1000000, false, NOSET},
 	{"watts", F_FLOAT, HOST(watts), 0, 1000000, false, NOSET},
-	{"num_parallel", F_INT, HOST(num_parallel), 1, 4096, false, NOSET},
+	{"num_parallel", F_INT, HOST(num_parallel), 1, 4096, false, HOST(num_parallel_set)},
+	{"type", F_CUSTOM, 0, 0, 0, false, NOSET},
 	{"max_parallel", F_INT, HOST(max_parallel), 1, 65536, false, HOST(max_parallel_set)},
 	{NULL, 0, 0, 0, 0, false, NOSET},
 };
@@ -275,10 +276,11 @@ static const struct field tier_fields[] = {
 static const struct field model_fields[] = {
 	{"name", F_STRING, MODEL(name), 0, 0, true, NOSET},
 	{"ollama", F_STRING, MODEL(ollama), 0, 0, false, NOSET},
+	{"backend_model", F_CUSTOM, 0, 0, 0, false, NOSET},
 	{"tier", F_CUSTOM, 0, 0, 0, true, NOSET},
 	{"base_gb", F_FLOAT, MODEL(base_gb), 0, 100000, false, NOSET},
 	{"kv_gb", F_FLOAT, MODEL(kv_gb), 0, 10000, false, NOSET},
-	{"num_ctx", F_INT, MODEL(num_ctx), 0, 10485760, false, NOSET},
+	{"num_ctx", F_INT, MODEL(num_ctx), 0, 10485760, false, MODEL(num_ctx_set)},
 	{"keep_alive", F_CUSTOM, 0, 0, 0, false, NOSET},
 	{"placements", F_CUSTOM, 0, 0, 0, true, NOSET},
 	{NULL, 0, 0, 0, 0, false, NOSET},
@@ -588,6 +590,7 @@ read_hosts(struct ctx *c, struct config *cfg, const config_setting_t *root)
 		char *path = xasprintf("hosts[%d]", i);
 		const config_setting_t *g = group_elem(c, list, i, path);
 		struct cfg_host *h = &cfg->hosts[cfg->n_hosts];
+		const config_setting_t *s;
 
 		if (g == NULL) {
 			free(path);
@@ -614,6 +617,17 @@ read_hosts(struct ctx *c, struct config *cfg, const config_setting_t *root)
 				h->url = base;
 				h->host_port = hp;
 			}
+		}
+		if ((s = config_setting_get_member(g, "type")) != NULL) {
+			const char *tn = config_setting_get_string(s);
+			int t = HOST_TYPE_COUNT;
+			for (int k = 0; tn != NULL && k < HOST_TYPE_COUNT; k++)
+				if (strcmp(tn, config_host_type_name((enum host_type)k)) == 0)
+					t = k;
+			if (t == HOST_TYPE_COUNT)
+				report(c, DIAG_ERROR, s, 0, path, "type must be one of \"ollama\", \"llamacpp\", \"openai\"");
+			else
+				h->type = (enum host_type)t;
 		}
 		if (h->reserve_gb >= h->memory_gb && h->memory_gb > 0)
 			report(c, DIAG_ERROR, config_setting_get_member(g, "reserve_gb"), 0, path,
@@ -732,6 +746,15 @@ read_models(struct ctx *c, struct config *cfg, const config_setting_t *root)
 		m->line = config_setting_source_line(g);
 		read_group(c, g, path, model_fields, m);
 		cfg->n_models++;
+		if ((s = config_setting_get_member(g, "backend_model")) != NULL) {
+			/* The neutral name of `ollama`: one of the two. */
+			if (config_setting_type(s) != CONFIG_TYPE_STRING || *config_setting_get_string(s) == '\0')
+				report(c, DIAG_ERROR, s, 0, path, "backend_model must be a non-empty string");
+			else if (m->ollama != NULL)
+				report(c, DIAG_ERROR, s, 0, path, "set backend_model or ollama, not both (they are the same setting)");
+			else
+				m->ollama = xstrdup(config_setting_get_string(s));
+		}
 		if (m->name) {
 			m->key = config_model_key(m->name);
 			if (m->ollama == NULL)
@@ -750,6 +773,7 @@ read_models(struct ctx *c, struct config *cfg, const config_setting_t *root)
 				report(c, DIAG_ERROR, s, 0, path, "tier \"%s\" is not defined in tiers", tn);
 		}
 		if ((s = config_setting_get_member(g, "keep_alive")) != NULL) {
+			m->keep_alive_set = true;
 			char *kpath = join_path(path, "keep_alive");
 			read_keep_alive(c, m, s, kpath);
 			free(kpath);
@@ -845,11 +869,16 @@ check_budget(struct ctx *c, struct config *cfg)
 				if (p->parallel > maxpar)
 					maxpar = p->parallel;
 			}
-		if (maxpar > host->num_parallel)
+		if (maxpar > host->num_parallel && host->type == HOST_OLLAMA)
 			report(c, DIAG_WARNING, NULL, host->line, host->name,
 			    "a placement has %d slots but num_parallel is %d: set OLLAMA_NUM_PARALLEL=%d on host \"%s\" (%s), "
 			    "or Ollama queues the extra requests silently",
 			    maxpar, host->num_parallel, maxpar, host->name, host->url ? host->url : "?");
+		else if (maxpar > host->num_parallel && host->type == HOST_LLAMACPP && host->num_parallel_set)
+			report(c, DIAG_WARNING, NULL, host->line, host->name,
+			    "a placement has %d slots but num_parallel (llama-server's -np) is %d: start llama-server on "
+			    "host \"%s\" (%s) with -np %d, or it queues the extra requests",
+			    maxpar, host->num_parallel, host->name, host->url ? host->url : "?", maxpar);
 		if (!host->max_parallel_set)
 			host->max_parallel = slots;
 		for (int t = 0; t < cfg->n_tiers; t++)
@@ -859,6 +888,38 @@ check_budget(struct ctx *c, struct config *cfg)
 			    "tiers reserve %d slots in all but the host's slot budget is %d (max %d)",
 			    reserves, host->max_parallel, host->max_parallel);
 	}
+}
+
+/* num_ctx and keep_alive are Ollama's: llama-server and OpenAI-compatible
+ * servers fix context and residency at start.  Warn where a model sets one
+ * and no host of it is Ollama (on a mixed model they apply to its Ollama
+ * replicas). */
+static void
+check_backend_settings(struct ctx *c, struct config *cfg)
+{
+	for (int i = 0; i < cfg->n_models; i++) {
+		const struct cfg_model *m = &cfg->models[i];
+		bool ollama = false;
+		for (int k = 0; k < m->n_placements; k++)
+			if (m->placements[k].host >= 0 && cfg->hosts[m->placements[k].host].type == HOST_OLLAMA)
+				ollama = true;
+		if (ollama || m->n_placements == 0 || m->placements[0].host < 0)
+			continue;
+		if (m->num_ctx_set || m->keep_alive_set)
+			report(c, DIAG_WARNING, NULL, m->line, m->name,
+			    "%s%s%s not sent: no host of this model runs Ollama (a %s server's context and residency are "
+			    "set when it starts, e.g. llama-server -c); remove the setting",
+			    m->num_ctx_set ? "num_ctx" : "", m->num_ctx_set && m->keep_alive_set ? " and " : "",
+			    m->keep_alive_set ? "keep_alive" : "", config_host_type_name(cfg->hosts[m->placements[0].host].type));
+	}
+}
+
+const char *
+config_host_type_name(enum host_type t)
+{
+	static const char *const names[HOST_TYPE_COUNT] = {"ollama", "llamacpp", "openai"};
+
+	return t >= 0 && t < HOST_TYPE_COUNT ? names[t] : "?";
 }
 
 /* ---- key files ---- */
@@ -1012,8 +1073,10 @@ load(config_t *lc, const char *name, bool ok_parse, int read_errno, struct confi
 	read_hosts(&c, cfg, root);
 	read_tiers(&c, cfg, root);
 	read_models(&c, cfg, root);
-	if (diags->errors == 0)
+	if (diags->errors == 0) {
 		check_budget(&c, cfg);
+		check_backend_settings(&c, cfg);
+	}
 	read_keys(&c, lc, "api_keys_file", cfg->api_keys_file, &cfg->api_keys, &cfg->api_key_names, &cfg->n_api_keys);
 	read_keys(&c, lc, "admin_keys_file", cfg->admin_keys_file, &cfg->admin_keys, &cfg->admin_key_names,
 	    &cfg->n_admin_keys);

@@ -14,9 +14,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agents.h"
 #include "api.h"
+#include "backend.h"
 #include "config.h"
 #include "dialect.h"
 #include "ev.h"
@@ -25,6 +27,7 @@
 #include "request.h"
 #include "sched.h"
 #include "upstream.h"
+#include "xlate.h"
 #include "xmalloc.h"
 
 #define ERRBODY_MAX (64u * 1024u)
@@ -128,6 +131,45 @@ run_wake(void *arg)
 	request_unref(req);
 }
 
+static int64_t
+wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void wake_soon(struct request *req);
+
+/* Relay what the translator has produced (committing the answer at its
+ * first byte), counting tokens on the client's framing. */
+static void
+take_translated(struct request *req)
+{
+	size_t n;
+	const char *out = xlate_take(req->call.answer, &n);
+
+	if (n == 0)
+		return;
+	if (req->state == REQUEST_WAITING)
+		commit(req);
+	request_buf_append(req, out, n);
+	count_tokens(req, tokscan_feed(&req->scan, out, n));
+	wake_soon(req);
+}
+
+/* Wake the client once per loop iteration, not once per chunk: chunks
+ * that arrived together leave in one write. */
+static void
+wake_soon(struct request *req)
+{
+	if (!req->wake_scheduled) {
+		req->wake_scheduled = true;
+		ev_defer(run_wake, request_ref(req));
+	}
+}
+
 static size_t
 on_data(struct upstream_xfer *x, const char *data, size_t len)
 {
@@ -148,12 +190,20 @@ on_data(struct upstream_xfer *x, const char *data, size_t len)
 		}
 		return len;
 	}
-	if (req->state == REQUEST_WAITING)
-		commit(req);
 	/* A partial line held for renaming counts against the limit too. */
 	if (request_buf_pending(req) > 0 && request_buf_pending(req) + req->tail_len + len > RELAY_HIGH_WATER) {
 		return UPSTREAM_PAUSE;
 	}
+	if (req->call.answer != NULL) {
+		/* Another API: what reaches the client is the translation.  The
+		 * answer is the client's only once there is something to say, so
+		 * a failure before that is still retried or answered 502. */
+		xlate_feed(req->call.answer, data, len, (int64_t)ev_now_us() * 1000, wall_ns());
+		take_translated(req);
+		return len;
+	}
+	if (req->state == REQUEST_WAITING)
+		commit(req);
 	if (req->echo_from != NULL) {
 		relay_renamed(req, data, len);
 		/* A line longer than the limit leaves as it is, in pieces, so the
@@ -163,12 +213,7 @@ on_data(struct upstream_xfer *x, const char *data, size_t len)
 	} else
 		request_buf_append(req, data, len);
 	count_tokens(req, tokscan_feed(&req->scan, data, len));
-	/* Wake the client once per loop iteration, not once per chunk: chunks
-	 * that arrived together leave in one write. */
-	if (!req->wake_scheduled) {
-		req->wake_scheduled = true;
-		ev_defer(run_wake, request_ref(req));
-	}
+	wake_soon(req);
 	return len;
 }
 
@@ -277,6 +322,22 @@ finish_ok(struct request *req)
 	struct rt_placement *p = req->si.placement;
 	int64_t ev, pe;
 
+	if (req->call.answer != NULL) {
+		const char *why;
+		bool complete = xlate_finish(req->call.answer, (int64_t)ev_now_us() * 1000, wall_ns(), &why);
+		bool started = xlate_started(req->call.answer);
+		take_translated(req);
+		if (!complete) {
+			if (!started) {
+				char *msg = xstrdup(why);
+				fail_before_first_byte(req, msg);
+				free(msg);
+			} else {
+				finish_failed(req, why, false); /* its error line is the translation's last */
+			}
+			return;
+		}
+	}
 	if (req->state == REQUEST_WAITING)
 		commit(req); /* a 2xx with an empty body */
 	if (req->echo_from != NULL)
@@ -357,8 +418,15 @@ on_done(struct upstream_xfer *x, CURLcode rc)
 		free(msg);
 		return;
 	}
-	/* 4xx: the backend judged the request; pass its answer through. */
+	/* 4xx: the backend judged the request; pass its answer through, in
+	 * the client's API where it speaks another. */
 	request_close(req, STATS_FAILED, "backend rejected the request");
+	if (req->call.answer != NULL) {
+		char *msg = xlate_error_message(req->errbody ? req->errbody : "", req->errbody_len, status);
+		request_reply_error(req, (int)status, msg);
+		free(msg);
+		return;
+	}
 	request_reply(req, (int)status,
 	    strstr(x->ctype, "json") ? "application/json; charset=utf-8" : "text/plain; charset=utf-8",
 	    req->errbody ? req->errbody : "", req->errbody_len);
@@ -367,15 +435,35 @@ on_done(struct upstream_xfer *x, CURLcode rc)
 int
 relay_start(struct request *req)
 {
-	const struct rt_host *h = req->si.placement->host;
+	const struct rt_placement *p = req->si.placement;
+	const struct rt_host *h = p->host;
+	struct backend_call *c = &req->call;
+	char *err = NULL;
 
 	free(req->errbody);
 	req->errbody = NULL;
 	req->errbody_len = 0;
+	/* Each start asks the placement's kind afresh: a retry may land on a
+	 * host of another kind. */
+	backend_call_clear(c);
+	tokscan_free(&req->scan);
+	tokscan_init(&req->scan, req->route->dialect->scan_line);
+	if (backend_of(h)->prepare(p, req->route, req->up_body, req->up_body_len, req->client_model, req->stream, c,
+	    &err) < 0) {
+		request_close(req, STATS_REJECTED, "bad request for this backend");
+		request_reply_error(req, 400, err);
+		free(err);
+		return 0;
+	}
+	if (c->local != NULL) {
+		request_close(req, STATS_COMPLETED, "answered here");
+		request_reply(req, 200, "application/json; charset=utf-8", c->local, c->local_len);
+		return 0;
+	}
 	req->up.on_data = on_data;
 	req->up.on_done = on_done;
-	return upstream_start(&req->up, h->cfg->url, route_upstream_path(req->route), req->up_body, req->up_body_len,
-	    req->cfg->request_timeout);
+	return upstream_start(&req->up, h->cfg->url, c->path, c->body ? c->body : req->up_body,
+	    c->body ? c->body_len : req->up_body_len, req->cfg->request_timeout);
 }
 
 /* ---- the scheduler's decisions, acted on ---- */

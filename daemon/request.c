@@ -82,6 +82,8 @@ request_free(void *arg)
 	free(req->agent);
 	free(req->body);
 	free(req->up_body);
+	free(req->client_model);
+	backend_call_clear(&req->call);
 	free(req->echo_from);
 	free(req->echo_to);
 	free(req->tail);
@@ -362,6 +364,7 @@ parse_body(struct request *req)
 		return false;
 	}
 	req->stream = p.stream;
+	req->client_model = xstrdup(p.model);
 	if (req->route->kind == ROUTE_FORWARD && strcmp(req->si.model->cfg->ollama, p.model) != 0) {
 		/* The backend will say its tag; the client must read its name. */
 		json_t *from = jx_str(req->si.model->cfg->ollama), *to = jx_str(p.model);
@@ -390,9 +393,10 @@ request_bind(struct request *req)
 		req->cfg = config_ref(sched->cfg);
 	}
 	free(req->up_body);
+	free(req->client_model);
 	free(req->echo_from);
 	free(req->echo_to);
-	req->up_body = req->echo_from = req->echo_to = NULL;
+	req->up_body = req->client_model = req->echo_from = req->echo_to = NULL;
 	req->up_body_len = 0;
 	return parse_body(req);
 }

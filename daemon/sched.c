@@ -78,6 +78,8 @@ build(struct config *cfg)
 			p->model = m;
 			p->host = &s->hosts[p->cfg->host];
 			p->slots = p->cfg->parallel;
+			p->backend = (struct backend_load){-1, -1, -1, 0};
+			p->outside_lower = -1;
 			if (p->cfg->parallel_auto)
 				p->slots = autoslot_init(&p->autoslot, NULL, p->cfg->max_parallel_slots);
 			p->host->tier_placed[m->cfg->tier] = true;
@@ -334,9 +336,42 @@ sched_model_available(const struct rt_model *m)
 int
 sched_placement_limit(const struct rt_placement *p)
 {
-	if (p->busy_until_us > ev_now_us() && p->busy_cap < p->slots)
-		return p->busy_cap; /* may be 0: a pause */
-	return p->slots;
+	int limit = p->slots;
+
+	if (p->unlisted)
+		return 0;
+	if (p->backend.slots > 0 && p->backend.slots < limit)
+		limit = p->backend.slots; /* never past the server's own slots: it would queue */
+	limit -= p->outside;
+	if (p->busy_until_us > ev_now_us() && p->busy_cap < limit)
+		limit = p->busy_cap; /* may be 0: a pause */
+	return limit > 0 ? limit : 0;
+}
+
+void
+sched_placement_backend_load(struct rt_placement *p, const struct backend_load *b, int ours)
+{
+	int seen, before = p->outside;
+
+	p->backend = *b;
+	p->backend.read_us = ev_now_us();
+	seen = b->busy >= 0 && b->busy > ours ? b->busy - ours : 0;
+	if (seen >= p->outside) {
+		p->outside = seen;
+		p->outside_lower = -1;
+	} else if (p->outside_lower >= 0) {
+		p->outside = seen > p->outside_lower ? seen : p->outside_lower;
+		p->outside_lower = -1;
+	} else {
+		p->outside_lower = seen;
+	}
+	if (p->outside != before) {
+		log_info("host %s: %d slot%s of %s in use by others (the backend reports %d busy, %d ours): "
+		    "harmonicd uses at most %d", p->host->cfg->name, p->outside, p->outside == 1 ? "" : "s",
+		    p->model->cfg->name, b->busy, ours, sched_placement_limit(p));
+		if (p->outside < before)
+			sched_dispatch();
+	}
 }
 
 /* Slots of host h that tier t may still take: its budget, minus what is in

@@ -8,7 +8,7 @@
 
 #include "agents.h"
 #include "api.h"
-#include "health.h"
+#include "backend.h"
 #include "config.h"
 #include "jsonx.h"
 #include "ev.h"
@@ -39,12 +39,54 @@ tier_json(const struct rt_tier *t, uint64_t now)
 	    stats_hist_quantile(&t->queue_wait, 0.99));
 }
 
+/* The backend's own view of its load, set only where it reports one
+ * (SPEC 10), as {"slots","busy","waiting"} (the fields it reports), summed
+ * over the models placed on h. */
+static void
+add_load(json_t *o, const char *key, int v)
+{
+	json_t *have = json_object_get(o, key);
+
+	if (v >= 0)
+		json_object_set_new(o, key, json_integer(v + (have ? json_integer_value(have) : 0)));
+}
+
+static json_t *
+load_json(const struct backend_load *b)
+{
+	json_t *o = json_object();
+
+	add_load(o, "slots", b->slots);
+	add_load(o, "busy", b->busy);
+	add_load(o, "waiting", b->waiting);
+	return o;
+}
+
+static json_t *
+host_backend_json(const struct rt_host *h)
+{
+	json_t *o = NULL;
+
+	for (int i = 0; i < sched->n_models; i++)
+		for (int k = 0; k < sched->models[i].n_placements; k++) {
+			const struct rt_placement *p = &sched->models[i].placements[k];
+			if (p->host != h || p->backend.read_us == 0)
+				continue;
+			if (o == NULL)
+				o = json_object();
+			add_load(o, "slots", p->backend.slots);
+			add_load(o, "busy", p->backend.busy);
+			add_load(o, "waiting", p->backend.waiting);
+		}
+	return o;
+}
+
 static json_t *
 host_json(const struct rt_host *h, uint64_t now)
 {
-	json_t *loaded = json_array(), *o;
+	json_t *loaded = json_array(), *o, *b;
 	double tps10 = stats_rate_get(&h->rate, now, 10);
-	char *advice = health_context_advice(h);
+	char *advice = backend_of(h)->advice(h);
 
 	for (int i = 0; i < h->n_loaded; i++)
 		json_array_append_new(loaded, jx_str(h->loaded[i]));
@@ -53,8 +95,11 @@ host_json(const struct rt_host *h, uint64_t now)
 	    "completed", (json_int_t)h->completed, "eval_tokens", (json_int_t)h->eval_tokens, "tokens_per_s",
 	    rates(&h->rate, now), "tokens_per_watt", h->cfg->watts > 0 ? tps10 / h->cfg->watts : 0.0, "memory_gb",
 	    "budget", h->cfg->memory_gb - h->cfg->reserve_gb, "planned", h->cfg->planned_gb);
+	json_object_set_new(o, "type", json_string(config_host_type_name(h->cfg->type)));
+	if ((b = host_backend_json(h)) != NULL)
+		json_object_set_new(o, "backend", b);
 	/* What to change on the host when option-less requests load its models
-	 * at another context than the pinned one (health.h). */
+	 * at another context than the pinned one (backend_ollama.c). */
 	json_object_set_new(o, "context_advice", advice ? jx_str(advice) : json_null());
 	free(advice);
 	return o;
@@ -84,6 +129,13 @@ placement_json(const struct rt_placement *p, uint64_t now)
 
 	if (p->cfg->parallel_auto)
 		json_object_set_new(o, "auto", auto_json(&p->autoslot));
+	if (p->backend.read_us != 0) {
+		json_t *b = load_json(&p->backend);
+		json_object_set_new(b, "outside", json_integer(p->outside));
+		json_object_set_new(o, "backend", b);
+	}
+	if (p->unlisted)
+		json_object_set_new(o, "served", json_false());
 	/* The loaded context against the pin (health.h). */
 	json_object_set_new(o, "context", jx_pack("{s:o,s:o,s:I,s:I}", "pinned",
 	    p->model->cfg->num_ctx > 0 ? json_integer(p->model->cfg->num_ctx) : json_null(), "loaded",

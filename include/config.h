@@ -15,15 +15,25 @@
 
 #define CONFIG_EXIT_ERROR 78 /* sysexits EX_CONFIG */
 
+/* What a host runs (SPEC 10); each kind is a backend module (backend.h). */
+enum host_type {
+	HOST_OLLAMA,           /* Ollama: the default */
+	HOST_LLAMACPP,         /* llama.cpp's llama-server */
+	HOST_OPENAI,           /* any OpenAI-compatible server: vLLM, SGLang, LM Studio */
+	HOST_TYPE_COUNT
+};
+
 struct cfg_host {
 	char *name;            /* [a-z0-9_-]+, unique */
+	enum host_type type;
 	char *url;             /* "http://host:port", no trailing slash */
 	char *host_port;       /* "host:port" for the upstream Host header */
 	double memory_gb;      /* memory usable for models */
 	double reserve_gb;     /* headroom kept free; default 0 */
 	double bandwidth_gbs;  /* informational; 0 = unset */
 	double watts;          /* 0 = unset (no tokens per watt) */
-	int num_parallel;      /* OLLAMA_NUM_PARALLEL on the host; default 1 */
+	int num_parallel;      /* OLLAMA_NUM_PARALLEL on the host (llamacpp: -np); default 1 */
+	bool num_parallel_set; /* given in the config (a llamacpp host's is read from /props otherwise) */
 	int max_parallel;      /* cap over all models; default sum of slots */
 	bool max_parallel_set;
 	double planned_gb;     /* derived: sum of its placements' memory */
@@ -52,7 +62,8 @@ enum keep_alive_kind { KEEP_ALIVE_UNSET, KEEP_ALIVE_SECONDS, KEEP_ALIVE_STRING }
 struct cfg_model {
 	char *name;            /* as configured */
 	char *key;             /* lowercased, ":latest" implied: lookup key */
-	char *ollama;          /* tag on the backend; default = name */
+	char *ollama;          /* the name on the backend (`ollama` or `backend_model`); default = name */
+	bool num_ctx_set, keep_alive_set; /* given in the config (warned about where they do not apply) */
 	int tier;              /* index into config.tiers */
 	double base_gb;
 	double kv_gb;          /* per slot at num_ctx */
@@ -130,6 +141,8 @@ char *config_model_key(const char *name);
 const struct cfg_model *config_find_model(const struct config *cfg, const char *name);
 int config_find_host(const struct config *cfg, const char *name);
 int config_find_tier(const struct config *cfg, const char *name);
+/* "ollama", "llamacpp", "openai". */
+const char *config_host_type_name(enum host_type t);
 /* Slot budget of host h: max_parallel or the sum of its placements' slots. */
 int config_host_slots(const struct config *cfg, int h);
 

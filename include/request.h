@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend.h"
 #include "compat_queue.h"
 #include "ev.h"
 #include "sched.h"
@@ -88,8 +89,10 @@ struct request {
 	size_t tail_len;
 
 	/* upstream */
-	char *up_body;                  /* rewritten JSON sent to the backend; owned */
+	char *client_model;             /* the model as the client named it; owned */
+	char *up_body;                  /* rewritten JSON for the backend, as the client's dialect; owned */
 	size_t up_body_len;
+	struct backend_call call;       /* what the placement's backend kind made of it (relay_start); owned */
 	struct upstream_xfer up;        /* the backend transfer (relay.c) */
 	bool unpause_scheduled;
 	bool wake_scheduled;            /* relay wake deferred to the end of the iteration */

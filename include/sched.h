@@ -42,6 +42,14 @@ struct rt_host {
 	uint64_t completed;
 };
 
+/* What a backend reports of its load; -1 where it reports nothing. */
+struct backend_load {
+	int slots;                  /* slots it has (llama-server /props total_slots) */
+	int busy;                   /* slots busy now */
+	int waiting;                /* requests waiting in its own queue */
+	uint64_t read_us;           /* when (monotonic); 0: never */
+};
+
 struct rt_placement {
 	const struct cfg_placement *cfg;
 	struct rt_model *model;
@@ -68,6 +76,12 @@ struct rt_placement {
 	uint64_t ctx_mismatches;    /* probes that saw it loaded at another context than the pinned one */
 	uint64_t ctx_mismatch_us;   /* when a probe last saw that (monotonic); 0: never */
 	uint64_t ctx_warned_us;     /* when it was last warned about */
+	/* The backend's own view of this model's load (llama-server /slots and
+	 * /metrics, vLLM /metrics; SPEC 10), as of the last probe. */
+	struct backend_load backend;
+	int outside;                /* busy slots that are not ours (someone uses the server directly): not ours to fill */
+	int outside_lower;          /* a lower reading waiting for the next to agree; -1: none */
+	bool unlisted;              /* the server does not list the model (openai hosts): no traffic */
 };
 
 /*
@@ -208,7 +222,14 @@ void sched_host_set_up(struct rt_host *h, bool up);
  * under every limit; returns false otherwise.  sched_unclaim returns it. */
 bool sched_claim(struct rt_placement *p);
 void sched_unclaim(struct rt_placement *p);
-/* Effective slot limit of p now (busy back-off applied). */
+/* Effective slot limit of p now: its slots, at most the backend's own,
+ * less the slots someone else is using there, less a busy back-off. */
 int sched_placement_limit(const struct rt_placement *p);
+/* A probe read the backend's load view b of p while ours of our requests
+ * were in flight there (the most we had between sending the probe and its
+ * answer).  Busy slots beyond ours are someone else's: the estimate rises
+ * at once and falls only when two readings in a row agree (the backend's
+ * count lags ours at both ends of a request). */
+void sched_placement_backend_load(struct rt_placement *p, const struct backend_load *b, int ours);
 
 #endif

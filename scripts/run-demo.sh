@@ -1,6 +1,7 @@
 #!/bin/sh
-# The embedded demo stack behind `make run`: two simulated Ollama hosts
-# (the seed report's DGX Spark and Evo-X2) and harmonicd on etc/demo.conf.
+# The embedded demo stack behind `make run`: a mixed fleet of two simulated
+# hosts (the seed report's DGX Spark as an Ollama host, its Evo-X2 as a
+# llama.cpp llama-server host) and harmonicd on etc/demo.conf.
 # Ctrl-C (SIGINT) or SIGTERM stops everything and waits for it.
 # Usage: scripts/run-demo.sh [BUILD_DIR]   (default build)
 set -u
@@ -26,19 +27,19 @@ for p in "$sim" "$daemon"; do
 	[ -x "$p" ] || { echo "run-demo: $p missing; run make first" >&2; exit 1; }
 done
 
-start_sim() {   # name listen profile
-	"$sim" --listen "$2" --profile "$3" &
+start_sim() {   # name listen profile api
+	"$sim" --listen "$2" --profile "$3" --api "$4" &
 	pids="$pids $!"
 	for _ in $(seq 1 50); do
-		curl -fsS "http://$2/api/version" >/dev/null 2>&1 && return 0
+		curl -sS -o /dev/null "http://$2/" >/dev/null 2>&1 && return 0
 		sleep 0.1
 	done
 	echo "run-demo: simulated host $1 on $2 did not start" >&2
 	return 1
 }
 
-start_sim sparky 127.0.0.1:11501 etc/sim/dgx-spark.conf || exit 1
-start_sim arcy 127.0.0.1:11502 etc/sim/evo-x2.conf || exit 1
+start_sim sparky 127.0.0.1:11501 etc/sim/dgx-spark.conf ollama || exit 1
+start_sim arcy 127.0.0.1:11502 etc/sim/evo-x2.conf llamacpp || exit 1
 
 daemon_ok=0
 if "$daemon" --check -c etc/demo.conf >/dev/null; then
@@ -66,8 +67,8 @@ fi
 cat <<MSG
 
 Demo stack:
-  sparky  http://127.0.0.1:11501  harmonic-sim, DGX Spark profile
-  arcy    http://127.0.0.1:11502  harmonic-sim, Evo-X2 profile
+  sparky  http://127.0.0.1:11501  harmonic-sim as Ollama, DGX Spark profile
+  arcy    http://127.0.0.1:11502  harmonic-sim as llama.cpp llama-server, Evo-X2 profile
 MSG
 if [ "$daemon_ok" = 1 ]; then
 	cat <<'MSG'
@@ -75,6 +76,8 @@ if [ "$daemon_ok" = 1 ]; then
 
 Try:
   curl http://127.0.0.1:11435/api/generate -d '{"model":"executive","prompt":"Explain quantum computing briefly"}'
+  curl http://127.0.0.1:11435/api/chat -d '{"model":"coder","messages":[{"role":"user","content":"hi"}]}'
+  curl http://127.0.0.1:11435/v1/chat/completions -d '{"model":"technical_director","messages":[{"role":"user","content":"hi"}]}'
   build/harmonicctl stats --watch                     (live terminal view)
   http://127.0.0.1:11435/dashboard                    (live page in a browser)
   curl http://127.0.0.1:11435/metrics                 (Prometheus)
@@ -89,6 +92,7 @@ fi
 cat <<'MSG'
   curl http://127.0.0.1:11501/api/generate -d '{"model":"qwen3:8b","prompt":"Explain quantum computing briefly"}'
   curl http://127.0.0.1:11501/_sim/stats     (per-model in_flight, served, tokens; also :11502)
+  curl http://127.0.0.1:11502/slots          (the llama-server host's own slot view)
 
 Ctrl-C stops everything.
 MSG

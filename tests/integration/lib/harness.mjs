@@ -193,9 +193,9 @@ export async function generate(base, body, { path = '/api/generate', headers = {
 
 /** The config text for harmonicd in front of sims: hosts [{name, url, ...}], models [...]. */
 export function daemonConfig({ hosts, tiers, models, extra = '' }) {
-  const h = hosts.map((x) => `{ name = "${x.name}"; url = "${x.url}"; memory_gb = ${x.memory_gb ?? 128.0}; num_parallel = ${x.num_parallel ?? 64};${x.max_parallel ? ` max_parallel = ${x.max_parallel};` : ''} }`).join(',\n  ');
+  const h = hosts.map((x) => `{ name = "${x.name}"; url = "${x.url}"; memory_gb = ${x.memory_gb ?? 128.0};${x.num_parallel === null ? '' : ` num_parallel = ${x.num_parallel ?? 64};`}${x.max_parallel ? ` max_parallel = ${x.max_parallel};` : ''}${x.type ? ` type = "${x.type}";` : ''} }`).join(',\n  ');
   const t = (tiers ?? [{ name: 'executive', weight: 8 }, { name: 'directors', weight: 4 }, { name: 'specialists', weight: 1 }])
     .map((x) => `{ name = "${x.name}"; weight = ${x.weight ?? 1}; queue_depth = ${x.queue_depth ?? 512};${x.reserve ? ` reserve = ${x.reserve};` : ''} }`).join(',\n  ');
-  const m = models.map((x) => `{ name = "${x.name}"; tier = "${x.tier}";${x.ollama ? ` ollama = "${x.ollama}";` : ''} base_gb = 1.0; kv_gb = 0.1;${x.keep_alive ? ` keep_alive = ${x.keep_alive};` : ''} placements = ( ${x.placements.map((p) => `{ host = "${p.host}"; parallel = ${p.parallel}; }`).join(', ')} ); }`).join(',\n  ');
+  const m = models.map((x) => `{ name = "${x.name}"; tier = "${x.tier}";${x.ollama ? ` ollama = "${x.ollama}";` : ''}${x.backend_model ? ` backend_model = "${x.backend_model}";` : ''} base_gb = 1.0; kv_gb = 0.1;${x.keep_alive ? ` keep_alive = ${x.keep_alive};` : ''} placements = ( ${x.placements.map((p) => `{ host = "${p.host}"; parallel = ${p.parallel}; }`).join(', ')} ); }`).join(',\n  ');
   return `listen = "127.0.0.1:@PORT@";\nhealth_interval = 0.2;\n${extra}\nhosts = (\n  ${h}\n);\ntiers = (\n  ${t}\n);\nmodels = (\n  ${m}\n);\n`;
 }

@@ -1,0 +1,283 @@
+// Backend kinds (SPEC 10): harmonicd in front of harmonic-sim in
+// llama-server mode (--api llamacpp), with the official clients.  Ground
+// truth comes from the sim: its own answers to the same request asked
+// directly, and its counters (/_sim/stats, /metrics, /slots).
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { Ollama } from 'ollama';
+import OpenAI from 'openai';
+import { startSim, startDaemon, daemonConfig, getJson, postJson, generate, lines, sleep } from './lib/harness.mjs';
+
+const WAIT_MS = 30000;
+const waitFor = async (what, pred, ms = WAIT_MS) => {
+  const t0 = Date.now();
+  for (;;) {
+    if (await pred()) return;
+    if (Date.now() - t0 > ms) assert.fail(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(20);
+  }
+};
+const llamaSim = (opts = {}) => startSim({ profile: 'etc/sim/evo-x2.conf', speed: opts.speed ?? 50,
+  args: ['--api', 'llamacpp', ...(opts.args ?? [])] });
+const hostOf = async (hd, name) => (await getJson(hd.url + '/stats')).hosts.find((h) => h.name === name);
+const placementOf = async (hd, model, host) => (await getJson(hd.url + '/stats')).models
+  .find((m) => m.name === model).placements.find((p) => p.host === host);
+const simModel = async (sim, name) => {
+  const s = await getJson(sim.url + '/_sim/stats');
+  return s.models[name] ?? s.models[name + ':latest'];
+};
+
+// What the sim itself answers to a chat, asked directly (non-stream): the
+// text and usage harmonicd's translation must reproduce.
+const direct = async (sim, model, messages, maxTokens) => {
+  const r = await postJson(sim.url + '/v1/chat/completions', { model, messages, max_tokens: maxTokens });
+  assert.equal(r.status, 200);
+  return r.json();
+};
+
+describe('Ollama clients on a llama-server host', () => {
+  let sim, hd;
+  before(async () => {
+    sim = await llamaSim();
+    hd = await startDaemon(daemonConfig({
+      hosts: [{ name: 'arcy', url: sim.url, type: 'llamacpp', num_parallel: null }],
+      models: [
+        { name: 'executive', tier: 'executive', placements: [{ host: 'arcy', parallel: 4 }] },
+        { name: 'helper', backend_model: 'operator', tier: 'directors', placements: [{ host: 'arcy', parallel: 2 }] },
+      ],
+    }));
+    await waitFor('arcy up and probed', async () => (await hostOf(hd, 'arcy')).backend?.slots > 0);
+  });
+  after(async () => { assert.equal(await hd.stop(), 0); assert.equal(await sim.stop(), 0); });
+
+  test('ollama-js chat stream: the sim\'s text, done: true, exact counts from its usage', async () => {
+    const messages = [{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hello there' }];
+    const want = await direct(sim, 'executive', messages, 9);
+    const ollama = new Ollama({ host: hd.url });
+    let text = '', final, parts = 0;
+    for await (const part of await ollama.chat({ model: 'executive', messages, stream: true, options: { num_predict: 9 } })) {
+      assert.equal(part.model, 'executive');
+      text += part.message.content;
+      parts++;
+      if (part.done) final = part;
+    }
+    assert.ok(parts > 2, 'streamed in pieces');
+    assert.equal(text, want.choices[0].message.content);
+    assert.equal(final.done, true);
+    assert.equal(final.done_reason, 'length');
+    assert.equal(final.eval_count, want.usage.completion_tokens);
+    assert.equal(final.prompt_eval_count, want.usage.prompt_tokens);
+    assert.ok(final.total_duration > 0 && final.eval_duration > 0);
+  });
+
+  test('chat and generate, streaming and not; a renamed model; counts in /stats', async () => {
+    const ollama = new Ollama({ host: hd.url });
+    const before = (await getJson(hd.url + '/stats')).totals;
+    const chat = await ollama.chat({ model: 'helper', messages: [{ role: 'user', content: 'hi' }], options: { num_predict: 4 } });
+    assert.equal(chat.done, true);
+    assert.equal(chat.model, 'helper');
+    assert.equal(chat.eval_count, 4);
+    assert.equal(chat.message.role, 'assistant');
+    const want = await direct(sim, 'operator', [{ role: 'user', content: 'hi' }], 4);
+    assert.equal(chat.message.content, want.choices[0].message.content);
+
+    let streamed = 0, final;
+    for await (const part of await ollama.generate({ model: 'executive', prompt: 'x', stream: true, options: { num_predict: 6 } })) {
+      if (!part.done) streamed += part.response.length > 0 ? 1 : 0;
+      else final = part;
+    }
+    assert.ok(streamed >= 1);
+    assert.equal(final.eval_count, 6);
+    const g = await ollama.generate({ model: 'executive', prompt: 'x', system: 'terse', options: { num_predict: 3 } });
+    assert.equal(g.done, true);
+    assert.equal(g.eval_count, 3);
+    assert.ok(g.response.length > 0);
+    const raw = await ollama.generate({ model: 'executive', prompt: 'x', raw: true, options: { num_predict: 2 } });
+    assert.equal(raw.eval_count, 2);
+
+    const after = (await getJson(hd.url + '/stats')).totals;
+    assert.equal(after.eval_tokens - before.eval_tokens, 4 + 6 + 3 + 2);
+    assert.equal(after.completed - before.completed, 4);
+  });
+
+  test('tools: a streamed tool call comes back as Ollama tool_calls with object arguments', async () => {
+    const ollama = new Ollama({ host: hd.url });
+    const tools = [{ type: 'function', function: { name: 'get_weather', description: 'weather', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
+    const messages = [{ role: 'user', content: 'What is the weather in Paris?' }];
+    const want = await postJson(sim.url + '/v1/chat/completions', { model: 'executive', messages, tools }).then((r) => r.json());
+    const call = want.choices[0].message.tool_calls?.[0];
+    assert.ok(call, 'the sim answers this prompt with a tool call');
+    const res = await ollama.chat({ model: 'executive', messages, tools });
+    assert.equal(res.message.tool_calls.length, 1);
+    assert.equal(res.message.tool_calls[0].function.name, call.function.name);
+    assert.deepEqual(res.message.tool_calls[0].function.arguments, JSON.parse(call.function.arguments));
+    let streamedCall;
+    for await (const part of await ollama.chat({ model: 'executive', messages, tools, stream: true })) {
+      if (part.message.tool_calls) streamedCall = part.message.tool_calls[0];
+    }
+    assert.deepEqual(streamedCall.function.arguments, JSON.parse(call.function.arguments));
+    // The history of a tool round goes back translated and is accepted.
+    const next = await ollama.chat({ model: 'executive', tools, options: { num_predict: 3 }, messages: [...messages,
+      { role: 'assistant', content: '', tool_calls: [{ function: { name: 'get_weather', arguments: { city: 'Paris' } } }] },
+      { role: 'tool', tool_name: 'get_weather', content: '18 C' }] });
+    assert.equal(next.done, true);
+  });
+
+  test('embed, embeddings and show', async () => {
+    const ollama = new Ollama({ host: hd.url });
+    const e = await ollama.embed({ model: 'executive', input: ['a', 'b'] });
+    assert.equal(e.embeddings.length, 2);
+    assert.ok(e.embeddings[0].length > 0 && typeof e.embeddings[0][0] === 'number');
+    const old = await postJson(hd.url + '/api/embeddings', { model: 'executive', prompt: 'a' }).then((r) => r.json());
+    assert.ok(Array.isArray(old.embedding) && old.embedding.length === e.embeddings[0].length);
+    const show = await ollama.show({ model: 'executive' });
+    assert.equal(typeof show.model_info, 'object');
+    assert.ok(show.model_info['llama.context_length'] > 0, 'the context from /props');
+  });
+
+  test('the openai client passes through to llama-server', async () => {
+    const client = new OpenAI({ baseURL: `${hd.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const chunks = [];
+    for await (const c of await client.chat.completions.create({ model: 'helper', messages: [{ role: 'user', content: 'hi' }], max_tokens: 5, stream: true, stream_options: { include_usage: true } })) chunks.push(c);
+    assert.equal(chunks.at(-1).usage.completion_tokens, 5);
+    assert.ok(chunks.every((c) => c.model === 'helper'), 'the model is echoed as the client named it');
+    const r = await client.chat.completions.create({ model: 'executive', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3 });
+    assert.equal(r.usage.completion_tokens, 3);
+  });
+
+  test('/stats shows the backend\'s own load view per host', async () => {
+    const h = await hostOf(hd, 'arcy');
+    assert.equal(h.type, 'llamacpp');
+    assert.equal(h.up, true);
+    assert.ok(h.backend.slots > 0);
+    assert.equal(typeof h.backend.busy, 'number');
+    assert.ok(h.loaded.length > 0, 'loaded lists the /v1/models ids');
+  });
+});
+
+describe('a model with an Ollama replica and a llama-server replica', () => {
+  let ollamaSim, llama, hd;
+  before(async () => {
+    ollamaSim = await startSim({ speed: 50 });
+    llama = await llamaSim();
+    hd = await startDaemon(daemonConfig({
+      hosts: [{ name: 'sparky', url: ollamaSim.url }, { name: 'arcy', url: llama.url, type: 'llamacpp' }],
+      models: [{ name: 'executive', tier: 'executive', placements: [{ host: 'sparky', parallel: 2 }, { host: 'arcy', parallel: 2 }] }],
+    }));
+    await waitFor('arcy probed', async () => (await hostOf(hd, 'arcy')).backend?.slots > 0);
+  });
+  after(async () => { assert.equal(await hd.stop(), 0); await ollamaSim.stop(); await llama.stop(); });
+
+  test('both replicas serve, every answer is Ollama-shaped with exact counts', async () => {
+    const results = await Promise.all(Array.from({ length: 8 }, () =>
+      generate(hd.url, { model: 'executive', messages: [{ role: 'user', content: 'hi' }], options: { num_predict: 20 } }, { path: '/api/chat' })));
+    const hosts = new Set();
+    for (const r of results) {
+      assert.equal(r.status, 200);
+      assert.equal(r.final.done, true);
+      assert.equal(r.final.eval_count, 20);
+      hosts.add(r.headers.get('x-harmonic-host'));
+    }
+    assert.deepEqual([...hosts].sort(), ['arcy', 'sparky']);
+    const s = await getJson(hd.url + '/stats');
+    const pl = s.models[0].placements;
+    assert.ok(pl.every((p) => p.completed > 0 && p.max_in_flight <= 2));
+    assert.equal(s.totals.eval_tokens, 8 * 20);
+  });
+});
+
+describe('slots and the backend\'s own load', () => {
+  let sim, hd;
+  before(async () => {
+    sim = await llamaSim({ speed: 5, args: ['--np', '4'] });
+    hd = await startDaemon(daemonConfig({
+      hosts: [{ name: 'arcy', url: sim.url, type: 'llamacpp', num_parallel: 4 }],
+      models: [{ name: 'executive', tier: 'executive', placements: [{ host: 'arcy', parallel: 4 }] }],
+    }));
+    await waitFor('arcy probed', async () => (await hostOf(hd, 'arcy')).backend?.slots === 4);
+  });
+  after(async () => { assert.equal(await hd.stop(), 0); assert.equal(await sim.stop(), 0); });
+
+  test('2 of 4 slots taken outside harmonicd: 20 streams never make the server queue, all complete', async () => {
+    await postJson(sim.url + '/_sim/stats/reset', {});
+    // Two long streams straight to the server, bypassing harmonicd.
+    const ctl = new AbortController();
+    const outside = [0, 1].map(() => postJson(sim.url + '/v1/chat/completions',
+      { model: 'executive', messages: [{ role: 'user', content: 'long' }], max_tokens: 100000, stream: true }, {}, ctl.signal)
+      .then(async (r) => { for await (const _ of lines(r)); }).catch(() => {}));
+    await waitFor('the outside load seen by a probe', async () => (await placementOf(hd, 'executive', 'arcy')).backend?.outside === 2);
+    assert.equal((await placementOf(hd, 'executive', 'arcy')).limit, 2);
+    const results = await Promise.all(Array.from({ length: 20 }, () =>
+      generate(hd.url, { model: 'executive', prompt: 'x', options: { num_predict: 8 } })));
+    for (const r of results) {
+      assert.equal(r.status, 200);
+      assert.equal(r.final.eval_count, 8);
+    }
+    const m = await simModel(sim, 'executive');
+    assert.equal(m.max_deferred, 0, 'the server never queued a request');
+    const p = await placementOf(hd, 'executive', 'arcy');
+    assert.ok(p.max_in_flight <= 2, `harmonicd kept to the 2 free slots (max ${p.max_in_flight})`);
+    ctl.abort();
+    await Promise.all(outside);
+    await waitFor('the outside load gone', async () => (await placementOf(hd, 'executive', 'arcy')).backend?.outside === 0);
+    assert.equal((await placementOf(hd, 'executive', 'arcy')).limit, 4);
+  });
+
+  test('a client abort frees the slot and aborts the backend request', async () => {
+    const ctl = new AbortController();
+    const res = await postJson(hd.url + '/api/generate', { model: 'executive', prompt: 'x', options: { num_predict: 100000 } }, {}, ctl.signal);
+    const it = lines(res);
+    await it.next();
+    await waitFor('the request busy on the server', async () => (await simModel(sim, 'executive')).busy_now === 1);
+    ctl.abort();
+    await waitFor('the slot freed in harmonicd', async () => (await placementOf(hd, 'executive', 'arcy')).in_flight === 0);
+    await waitFor('the server slot freed', async () => (await simModel(sim, 'executive')).busy_now === 0);
+    const s = await getJson(hd.url + '/stats');
+    assert.ok(s.totals.cancelled >= 1);
+  });
+
+  test('faults before and after the first byte come back in Ollama\'s shape', async () => {
+    await postJson(sim.url + '/_sim/fault', { mode: 'fail', count: 2, status: 500, message: 'boom' });
+    const r = await generate(hd.url, { model: 'executive', prompt: 'x', options: { num_predict: 4 } });
+    assert.equal(r.status, 502);
+    assert.match(r.final.error, /boom/);
+    await postJson(sim.url + '/_sim/fault', { mode: 'close', after_tokens: 3 });
+    const cut = await generate(hd.url, { model: 'executive', prompt: 'x', options: { num_predict: 50 } });
+    assert.equal(cut.status, 200);
+    assert.equal(typeof cut.final.error, 'string', 'the stream ends with an error line');
+    await postJson(sim.url + '/_sim/fault', { mode: 'fail', count: 1, status: 400, message: 'the request exceeds the available context size' });
+    const bad = await generate(hd.url, { model: 'executive', prompt: 'x', options: { num_predict: 4 } });
+    assert.equal(bad.status, 400);
+    assert.match(bad.final.error, /context size/);
+    const s = await getJson(hd.url + '/stats');
+    assert.equal(s.hosts[0].in_flight, 0);
+  });
+});
+
+describe('a llama-server that is still loading its model', () => {
+  test('gets no traffic until /health says it is up', async () => {
+    const sim = await llamaSim({ speed: 1, args: ['--np', '2'] });
+    const hd = await startDaemon(daemonConfig({
+      hosts: [{ name: 'arcy', url: sim.url, type: 'llamacpp' }],
+      models: [{ name: 'executive', tier: 'executive', placements: [{ host: 'arcy', parallel: 2 }] }],
+      extra: 'queue_timeout = 60.0;',
+    }));
+    try {
+      const health = await fetch(sim.url + '/health');
+      await health.arrayBuffer();
+      if (health.status === 503) {
+        await waitFor('arcy marked down', async () => (await hostOf(hd, 'arcy')).up === false);
+        const r = await generate(hd.url, { model: 'executive', prompt: 'x', options: { num_predict: 2 } });
+        assert.equal(r.status, 503, 'every host of the model is down: 503 at once');
+      }
+      await waitFor('arcy up', async () => (await hostOf(hd, 'arcy')).up === true);
+      const ok = await generate(hd.url, { model: 'executive', prompt: 'x', options: { num_predict: 2 } });
+      assert.equal(ok.status, 200);
+      const m = await simModel(sim, 'executive');
+      assert.equal(m.rejected_loading ?? 0, 0, 'the sim never answered "Loading model" to a request');
+    } finally {
+      assert.equal(await hd.stop(), 0);
+      await sim.stop();
+    }
+  });
+});
