@@ -673,7 +673,7 @@ count_metrics(const struct sim_req *req)
 	lm->predicted += (double)req->emitted;
 	lm->predicted_seconds += ms_of(req->t_done - req->t_decode) / 1e3;
 	lm->n_decode += (double)req->emitted + 1;
-	lm->busy_sum += sim_engine_busy(m) + 1;     /* it has just left its slot */
+	lm->busy_sum += sim_engine_busy(m) > 0 ? sim_engine_busy(m) : 1;   /* approximate: the load as it ends */
 	lm->busy_samples++;
 	if (req->prompt_tokens + req->emitted > lm->n_tokens_max)
 		lm->n_tokens_max = req->prompt_tokens + req->emitted;
