@@ -45,6 +45,7 @@ struct sim_model {
 	int max_in_flight;
 	uint64_t served, tokens, disconnects, rejected, loads, failed;
 	uint64_t context_reloads;       /* loads forced by a request's other num_ctx */
+	int max_waiting;                /* most requests waiting at once (max_deferred) */
 };
 
 struct fault {
@@ -511,6 +512,8 @@ sim_engine_submit(struct sim_req *req)
 	TAILQ_INSERT_TAIL(&m->waiting, req, entry);
 	m->n_waiting++;
 	E.n_waiting++;
+	if (m->n_waiting > m->max_waiting)
+		m->max_waiting = m->n_waiting;
 	return 0;
 }
 
@@ -648,6 +651,7 @@ sim_engine_stats_reset(void)
 		m->max_in_flight = m->n_active;
 		m->served = m->tokens = m->disconnects = m->rejected = m->loads = m->failed = 0;
 		m->context_reloads = 0;
+		m->max_waiting = m->n_waiting;
 	}
 }
 
@@ -679,6 +683,10 @@ sim_engine_stats(void)
 		json_object_set_new(o, "context_length",
 		    sim_engine_loaded(m, true, NULL, &ctx) ? json_integer(ctx) : json_null());
 		json_object_set_new(o, "aggregate_tps", json_real(m->rate * m->n_decoding));
+		/* llama-server's words for the same gauges (slots busy, deferred). */
+		json_object_set_new(o, "busy_now", json_integer(m->n_active));
+		json_object_set_new(o, "deferred_now", json_integer(m->n_waiting));
+		json_object_set_new(o, "max_deferred", json_integer(m->max_waiting));
 		json_object_set_new(models, m->p->name, o);
 	}
 	json_t *totals = json_object();
@@ -699,4 +707,61 @@ sim_engine_stats(void)
 	return json_pack("{s:s, s:f, s:I, s:i, s:o, s:o, s:o}", "host", E.profile->host, "speed", E.speed,
 	    "sim_time_ms", (json_int_t)(sim_engine_now() / 1000000), "context_length", E.profile->context_length,
 	    "models", models, "totals", totals, "faults", faults);
+}
+
+/* ---- llama-server mode ---- */
+
+void
+sim_engine_preload_all(void)
+{
+	int64_t now = sim_engine_now();
+	for (size_t i = 0; i < E.n_models; i++) {
+		struct sim_model *m = &E.models[i];
+		m->keep_alive_ns = -1;
+		m->expires_at = INT64_MAX;
+		m->loading = true;
+		m->ctx = sim_profile_default_ctx(E.profile, m->p);
+		m->load_end = now + m->p->load_ns;
+		m->loads++;
+	}
+}
+
+bool
+sim_engine_loading_any(void)
+{
+	sim_engine_advance();
+	for (size_t i = 0; i < E.n_models; i++)
+		if (E.models[i].loading)
+			return true;
+	return false;
+}
+
+int
+sim_engine_busy(const struct sim_model *m)
+{
+	return m->n_active;
+}
+
+int
+sim_engine_deferred(const struct sim_model *m)
+{
+	return m->n_waiting;
+}
+
+size_t
+sim_engine_slot_holders(const struct sim_model *m, const struct sim_req **out, size_t max)
+{
+	size_t n = 0;
+	const struct sim_req *req;
+	TAILQ_FOREACH(req, &m->active, entry)
+		if (n < max)
+			out[n++] = req;
+	return n;
+}
+
+int64_t
+sim_request_cached_tokens(const struct sim_req *req)
+{
+	(void)req;
+	return 0;       /* PLACEHOLDER: the prompt-cache model (another branch) fills this in */
 }

@@ -122,6 +122,10 @@ struct sim_req {
 	int seq;                        /* responses: next sequence_number */
 	bool block_open;                /* text block / output_text part started */
 
+	/* llama-server mode, owned by sim_llama */
+	char llama_id[48];              /* chatcmpl-<32 alnum> */
+	bool llama_json;                /* response_format json_object/json_schema: content is JSON */
+
 	/* output, filled by the engine through sim_wire */
 	struct sim_buf out;             /* streamed bytes not yet sent */
 	struct sim_buf text;            /* whole answer text, for non-stream */
@@ -213,5 +217,21 @@ void sim_engine_stats_reset(void);
 json_t *sim_engine_stats(void);
 
 const char *sim_engine_phase_name(enum sim_phase phase);
+
+/* ---- llama-server mode (sim_llama) ---- */
+
+/* Start loading every model now, as llama-server does at start; they never
+ * expire (no keep_alive).  Call once, right after sim_engine_init. */
+void sim_engine_preload_all(void);
+/* Whether any model is still loading (brings the engine up to now). */
+bool sim_engine_loading_any(void);
+/* Requests holding a slot, and requests waiting for one (deferred). */
+int sim_engine_busy(const struct sim_model *m);
+int sim_engine_deferred(const struct sim_model *m);
+/* The requests holding a slot of m, oldest first, at most max of them. */
+size_t sim_engine_slot_holders(const struct sim_model *m, const struct sim_req **out, size_t max);
+/* Prompt tokens of req served from a slot's prompt cache (not evaluated).
+ * PLACEHOLDER: always 0 until the prompt-cache model lands in the engine. */
+int64_t sim_request_cached_tokens(const struct sim_req *req);
 
 #endif

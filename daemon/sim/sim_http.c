@@ -30,6 +30,7 @@
 #include "sim_agent.h"
 #include "sim_engine.h"
 #include "sim_http.h"
+#include "sim_llama.h"
 #include "sim_profile.h"
 #include "sim_wire.h"
 #include "xmalloc.h"
@@ -54,6 +55,13 @@ enum method { M_GET = 1, M_HEAD = 2, M_POST = 4 };
 
 /* ---- small response helpers ---- */
 
+/* Whether the sim serves llama-server's API (sim_llama) instead of Ollama's. */
+static bool
+llama_mode(void)
+{
+	return sim_engine_profile()->api == SIM_PROFILE_API_LLAMACPP;
+}
+
 static enum MHD_Result
 queue_bytes(struct MHD_Connection *c, unsigned status, const char *ctype, const char *body, size_t len)
 {
@@ -61,6 +69,8 @@ queue_bytes(struct MHD_Connection *c, unsigned status, const char *ctype, const 
 	if (r == NULL)
 		return MHD_NO;
 	MHD_add_response_header(r, "Content-Type", ctype);
+	if (llama_mode())
+		MHD_add_response_header(r, "Server", "llama.cpp");
 	enum MHD_Result ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -740,11 +750,54 @@ start_inference(struct sim_req *req, json_t *body)
 
 /* ---- control endpoints and POST dispatch ---- */
 
+/* An inference POST in llama mode: llama-server's checks (sim_llama),
+ * then the shared inference path, its errors in llama's shape. */
+static void
+llama_post(struct sim_req *req)
+{
+	json_error_t jerr;
+	json_t *body, *conv;
+	char *echo = NULL;
+
+	if (sim_llama_loading()) {
+		sim_llama_error(req, 503, "Loading model");
+		return;
+	}
+	if (req->api == SIM_API_COUNT) {
+		sim_llama_error(req, 404, "File Not Found");
+		return;
+	}
+	body = json_loadb(req->body.data ? req->body.data : "", req->body.len, 0, &jerr);
+	if (body == NULL) {
+		char *msg = xasprintf("invalid JSON body: %s", jerr.text);
+		sim_llama_error(req, 400, msg);
+		free(msg);
+		return;
+	}
+	if ((conv = sim_llama_prepare(req, body, &echo)) != NULL) {
+		start_inference(req, conv);
+		sim_llama_restyle_error(req);
+		if (req->model_name != NULL) {
+			free(req->model_name);
+			req->model_name = echo;
+			echo = NULL;
+		}
+	}
+	free(echo);
+	json_decref(conv);
+	json_decref(body);
+}
+
 static void
 handle_post(struct sim_req *req, const char *url)
 {
 	json_error_t jerr;
 	json_t *body = NULL;
+
+	if (llama_mode() && strncmp(url, "/_sim/", 6) != 0) {
+		llama_post(req);
+		return;
+	}
 
 	if (strcmp(url, "/_sim/reset") == 0) {
 		sim_engine_fault_reset();
@@ -879,6 +932,21 @@ handle_get(struct MHD_Connection *c, const char *url)
 	return queue_json(c, 200, v1_model(pm, id), true);
 }
 
+/* A GET in llama mode (sim_llama), /_sim/stats as in Ollama mode. */
+static enum MHD_Result
+llama_get(struct MHD_Connection *c, const char *url)
+{
+	if (strcmp(url, "/_sim/stats") == 0)
+		return queue_json(c, 200, sim_engine_stats(), false);
+	const char *model = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "model");
+	const char *ctype;
+	char *body;
+	int status = sim_llama_get(url, model, &body, &ctype);
+	enum MHD_Result ret = queue_bytes(c, (unsigned)status, ctype, body, strlen(body));
+	free(body);
+	return ret;
+}
+
 /* ---- connection plumbing ---- */
 
 static void
@@ -994,6 +1062,8 @@ respond(struct sim_req *req)
 		if (r == NULL)
 			return MHD_NO;
 		MHD_add_response_header(r, "Content-Type", req->content_type);
+		if (llama_mode())
+			MHD_add_response_header(r, "Server", "llama.cpp");
 		if (req->api == SIM_API_V1_CHAT || req->api == SIM_API_V1_COMPLETIONS || agent_stream)
 			MHD_add_response_header(r, "Cache-Control", "no-cache");
 		if (agent_stream)
@@ -1017,7 +1087,19 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
 		const struct route *rt = route_find(url);
 		unsigned m = strcmp(method, "GET") == 0 ? M_GET : strcmp(method, "HEAD") == 0 ? M_HEAD
 		    : strcmp(method, "POST") == 0 ? M_POST : 0;
-		bool model_path = strncmp(url, "/v1/models/", 11) == 0 && url[11] != '\0';
+		bool control = strncmp(url, "/_sim/", 6) == 0;
+		enum sim_api llama_api = SIM_API_COUNT;
+		if (llama_mode() && !control) {
+			/* llama-server: every other path or method is its 404 (or the
+			 * loading 503); POST bodies are read before answering. */
+			if (m != M_POST)
+				return llama_get(c, url);
+			static const struct route any_post = { "", M_POST, SIM_API_COUNT };
+			llama_api = sim_llama_post_api(url);
+			rt = &any_post;
+		}
+		bool model_path = rt != NULL && rt->path[0] == '\0' ? false
+		    : strncmp(url, "/v1/models/", 11) == 0 && url[11] != '\0';
 		if (rt == NULL && !model_path)
 			return queue_text(c, 404, "404 page not found");
 		if (model_path ? !(m & M_GET) : !(m & rt->methods))
@@ -1029,6 +1111,8 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
 		req->conn = c;
 		req->fd = -1;
 		req->api = rt->api == SIM_API_COUNT ? SIM_API_GENERATE : rt->api;
+		if (llama_mode() && !control)
+			req->api = llama_api;   /* SIM_API_COUNT: llama_post answers 404 */
 		req->t_arrival = sim_engine_now();
 		TAILQ_INSERT_TAIL(&H.live, req, all);
 		*con_cls = req;

@@ -20,6 +20,7 @@
 #include "sim_agent.h"
 #include "sim_engine.h"
 #include "sim_http.h"
+#include "sim_llama.h"
 #include "sim_profile.h"
 #include "sim_wire.h"
 
@@ -33,7 +34,8 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: harmonic-sim --listen HOST:PORT --profile FILE [--speed N] [--seed N]\n"
-	    "                    [--context-length N] [--log-level error|warn|info|debug] [-V] [-h]\n");
+	    "                    [--context-length N] [--api ollama|llamacpp] [--np N]\n"
+	    "                    [--log-level error|warn|info|debug] [-V] [-h]\n");
 }
 
 static int
@@ -69,6 +71,8 @@ main(int argc, char **argv)
 		{ "seed", required_argument, NULL, 'S' },
 		{ "context-length", required_argument, NULL, 'C' },
 		{ "log-level", required_argument, NULL, 'L' },
+		{ "api", required_argument, NULL, 'A' },
+		{ "np", required_argument, NULL, 'N' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -76,12 +80,14 @@ main(int argc, char **argv)
 	const char *listen = "127.0.0.1:11434", *profile_path = NULL;
 	double speed = 1;
 	unsigned long long seed = 0;
-	long context_length = 0;
+	long context_length = 0, np = 0;
+	const char *api_name = NULL;
+	enum sim_profile_api api = SIM_PROFILE_API_OLLAMA;
 	int level = LOG_LEVEL_INFO, c;
 	char *end;
 
 	log_init("harmonic-sim", LOG_LEVEL_INFO);
-	while ((c = getopt_long(argc, argv, "l:p:s:S:C:L:Vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:p:s:S:C:L:A:N:Vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			listen = optarg;
@@ -109,6 +115,21 @@ main(int argc, char **argv)
 			context_length = strtol(optarg, &end, 10);
 			if (*end != '\0' || errno != 0 || context_length < 1 || context_length > SIM_PROFILE_MAX_CTX) {
 				log_errx("--context-length: an integer from 1 to %d expected", SIM_PROFILE_MAX_CTX);
+				return EX_USAGE;
+			}
+			break;
+		case 'A':
+			api_name = optarg;
+			if (sim_profile_parse_api(optarg, &api) < 0) {
+				log_errx("--api: ollama or llamacpp");
+				return EX_USAGE;
+			}
+			break;
+		case 'N':
+			errno = 0;
+			np = strtol(optarg, &end, 10);
+			if (*end != '\0' || errno != 0 || np < 1 || np > 4096) {
+				log_errx("--np: an integer from 1 to 4096 expected");
 				return EX_USAGE;
 			}
 			break;
@@ -141,6 +162,15 @@ main(int argc, char **argv)
 	/* OLLAMA_CONTEXT_LENGTH of the simulated host: wins over the profile. */
 	if (context_length > 0)
 		profile->context_length = (int)context_length;
+	/* The flag wins over the profile's host.api. */
+	if (api_name != NULL)
+		profile->api = api;
+	bool llama = profile->api == SIM_PROFILE_API_LLAMACPP;
+	/* llama-server's -np: slots per model; its queue has no limit. */
+	for (size_t i = 0; np > 0 && i < profile->n_models; i++)
+		profile->models[i].num_parallel = (int)np;
+	if (llama)
+		profile->max_queue = 1000000;
 
 	sigset_t mask;
 	sigemptyset(&mask);
@@ -154,9 +184,14 @@ main(int argc, char **argv)
 	if (sfd < 0 || tfd < 0 || epfd < 0)
 		fatal("cannot create the event loop");
 
-	sim_engine_init(profile, speed, seed, sim_http_wake, &sim_agent_output);
+	sim_engine_init(profile, speed, seed, sim_http_wake, llama ? &sim_llama_output : &sim_agent_output);
+	if (llama) {
+		sim_engine_preload_all();
+		sim_llama_init();
+	}
 	int mhd_fd = sim_http_start(listen, epfd);
 	if (mhd_fd < 0) {
+		sim_llama_shutdown();
 		sim_engine_shutdown();
 		sim_profile_free(profile);
 		return 1;
@@ -164,8 +199,9 @@ main(int argc, char **argv)
 	if (epoll_add(epfd, sfd, &tag_signal) < 0 || epoll_add(epfd, tfd, &tag_timer) < 0 ||
 	    epoll_add(epfd, mhd_fd, &tag_mhd) < 0)
 		fatal("epoll_ctl");
-	log_info("listening on %s: profile %s (%s, %zu models), speed %g, context length %d", listen, profile_path,
-	    profile->host, profile->n_models, speed, profile->context_length);
+	log_info("listening on %s: profile %s (%s, %zu models), speed %g, context length %d, %s API", listen,
+	    profile_path, profile->host, profile->n_models, speed, profile->context_length,
+	    llama ? "llama-server" : "Ollama");
 
 	bool stop = false;
 	while (!stop) {
@@ -209,6 +245,7 @@ main(int argc, char **argv)
 			break;
 	}
 	sim_http_stop();
+	sim_llama_shutdown();
 	sim_engine_shutdown();
 	sim_profile_free(profile);
 	close(epfd);

@@ -305,6 +305,10 @@ load_model(struct loader *ld, struct sim_profile *p, const config_setting_t *ms,
 	int derived = 0;
 	if (config_setting_lookup_bool(ms, "derived", &derived))
 		m->derived = derived != 0;
+	int emb = 1;
+	m->embeddings = true;
+	if (config_setting_lookup_bool(ms, "embeddings", &emb))
+		m->embeddings = emb != 0;
 
 	const config_setting_t *al = config_setting_get_member(ms, "aliases");
 	if (al != NULL) {
@@ -378,6 +382,9 @@ sim_profile_load(const char *path)
 			p->max_queue = (int)v;
 		if (get_number(host, "default_predict", &v) == 0)
 			p->default_predict = (int)v;
+		const char *api = get_string(host, "api", "ollama");
+		if (sim_profile_parse_api(api, &p->api) < 0)
+			problem(&ld, host, "host.api: \"ollama\" or \"llamacpp\"");
 	}
 	/* The host's default context (OLLAMA_CONTEXT_LENGTH): host.context_length,
 	 * else defaults.num_ctx (the older spelling), else 2048. */
@@ -410,6 +417,18 @@ sim_profile_load(const char *path)
 		return NULL;
 	}
 	return p;
+}
+
+int
+sim_profile_parse_api(const char *name, enum sim_profile_api *out)
+{
+	if (strcmp(name, "ollama") == 0)
+		*out = SIM_PROFILE_API_OLLAMA;
+	else if (strcmp(name, "llamacpp") == 0)
+		*out = SIM_PROFILE_API_LLAMACPP;
+	else
+		return -1;
+	return 0;
 }
 
 void

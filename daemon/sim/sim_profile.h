@@ -34,6 +34,13 @@ struct sim_profile_model {
 	double base_gb;             /* weights + runtime */
 	double kv_gb;               /* KV cache per slot */
 	bool derived;               /* curve derived, not measured (informational) */
+	bool embeddings;            /* serves embeddings (llama-server --embeddings); default true */
+};
+
+/* Which server the sim impersonates: host.api, or harmonic-sim --api. */
+enum sim_profile_api {
+	SIM_PROFILE_API_OLLAMA,
+	SIM_PROFILE_API_LLAMACPP,      /* llama.cpp's llama-server (sim_llama) */
 };
 
 struct sim_profile {
@@ -43,6 +50,7 @@ struct sim_profile {
 	int max_queue;              /* OLLAMA_MAX_QUEUE: waiting requests, whole host */
 	int default_predict;        /* tokens generated when num_predict is absent */
 	int context_length;         /* OLLAMA_CONTEXT_LENGTH: context of a load that names none */
+	enum sim_profile_api api;   /* host.api: "ollama" (default) or "llamacpp" */
 	struct sim_profile_model *models;
 	size_t n_models;
 };
@@ -56,6 +64,9 @@ void sim_profile_free(struct sim_profile *p);
  * linear between measured levels, held at the last level past it
  * (so per-request speed keeps falling), 0 for n <= 0. */
 double sim_profile_aggregate(const struct sim_profile_model *m, int n);
+
+/* Parse an api name ("ollama", "llamacpp"); -1 when unknown. */
+int sim_profile_parse_api(const char *name, enum sim_profile_api *out);
 
 /* Find a model by a client-supplied name: case-insensitive, implied
  * ":latest", aliases included.  NULL when unknown. */

@@ -339,9 +339,8 @@ add_metrics(json_t *j, const struct sim_req *req)
 			json_object_set_new(j, m[i].key, json_integer((json_int_t)m[i].v));
 }
 
-/* OpenAI's base64 encoding: little-endian float32 bytes. */
-static json_t *
-base64_floats(const json_t *vec)
+json_t *
+sim_wire_base64_floats(const json_t *vec)
 {
 	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	size_t n = json_array_size(vec), len = n * 4;
@@ -390,7 +389,7 @@ finish_embed(struct sim_req *req)
 		json_t *data = json_array();
 		json_array_foreach(vecs, i, in)
 			json_array_append_new(data, json_pack("{s:s, s:o, s:i}", "object", "embedding",
-			    "embedding", req->base64 ? base64_floats(in) : json_incref(in), "index", (int)i));
+			    "embedding", req->base64 ? sim_wire_base64_floats(in) : json_incref(in), "index", (int)i));
 		json_decref(vecs);
 		sim_wire_reply(req, 200, json_pack("{s:s, s:o, s:s, s:{s:I, s:I}}", "object", "list", "data", data,
 		    "model", req->model_name, "usage", "prompt_tokens", (json_int_t)req->prompt_tokens,

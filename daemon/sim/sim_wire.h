@@ -60,6 +60,10 @@ void sim_wire_error_inline(struct sim_req *req, int status, const char *message)
 /* A deterministic L2-normalized embedding of text; caller owns (json_decref). */
 json_t *sim_wire_embedding(const char *text, int dims, uint64_t seed);
 
+/* OpenAI's base64 embedding: the vector's little-endian float32 bytes,
+ * base64-encoded, as a JSON string (caller owns). */
+json_t *sim_wire_base64_floats(const json_t *vec);
+
 /* The engine's output in the wire format above (sim_engine_init). */
 extern const struct sim_output sim_wire_output;
 
