@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -152,8 +153,12 @@ take_translated(struct request *req)
 
 	if (n == 0)
 		return;
-	if (req->state == REQUEST_WAITING)
+	if (req->state == REQUEST_WAITING) {
+		/* The answer's type is the translation's, not the backend's SSE. */
+		snprintf(req->up.ctype, sizeof(req->up.ctype), "%s",
+		    req->stream ? "application/x-ndjson" : "application/json; charset=utf-8");
 		commit(req);
+	}
 	request_buf_append(req, out, n);
 	count_tokens(req, tokscan_feed(&req->scan, out, n));
 	wake_soon(req);

@@ -103,7 +103,7 @@ describe('Ollama clients on a llama-server host', () => {
   test('tools: a streamed tool call comes back as Ollama tool_calls with object arguments', async () => {
     const ollama = new Ollama({ host: hd.url });
     const tools = [{ type: 'function', function: { name: 'get_weather', description: 'weather', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
-    const messages = [{ role: 'user', content: 'What is the weather in Paris?' }];
+    const messages = [{ role: 'user', content: 'Please call get_weather for Paris' }];
     const want = await postJson(sim.url + '/v1/chat/completions', { model: 'executive', messages, tools }).then((r) => r.json());
     const call = want.choices[0].message.tool_calls?.[0];
     assert.ok(call, 'the sim answers this prompt with a tool call');
@@ -176,6 +176,7 @@ describe('a model with an Ollama replica and a llama-server replica', () => {
       assert.equal(r.status, 200);
       assert.equal(r.final.done, true);
       assert.equal(r.final.eval_count, 20);
+      assert.equal(r.headers.get('content-type'), 'application/x-ndjson', 'NDJSON whichever host answered');
       hosts.add(r.headers.get('x-harmonic-host'));
     }
     assert.deepEqual([...hosts].sort(), ['arcy', 'sparky']);
@@ -237,7 +238,7 @@ describe('slots and the backend\'s own load', () => {
   });
 
   test('faults before and after the first byte come back in Ollama\'s shape', async () => {
-    await postJson(sim.url + '/_sim/fault', { mode: 'fail', count: 2, status: 500, message: 'boom' });
+    await postJson(sim.url + '/_sim/fault', { mode: 'fail', count: 1, status: 500, message: 'boom' });
     const r = await generate(hd.url, { model: 'executive', prompt: 'x', options: { num_predict: 4 } });
     assert.equal(r.status, 502);
     assert.match(r.final.error, /boom/);
