@@ -39,8 +39,8 @@ function words(n, seed) {
 
 /** One /api/chat; stream or not.  Returns the cached-token header, the
  * final chunk (or body) and the answer's text. */
-async function chat(messages, stream) {
-  const res = await postJson(`${sim.url}/api/chat`, { model: MODEL, messages, stream });
+async function chat(messages, stream, extra = {}) {
+  const res = await postJson(`${sim.url}/api/chat`, { model: MODEL, messages, stream, ...extra });
   assert.equal(res.status, 200);
   const cached = Number(res.headers.get('x-sim-cached-tokens'));
   assert.ok(Number.isInteger(cached), 'X-Sim-Cached-Tokens is sent');
@@ -130,6 +130,10 @@ test('a growing conversation is evaluated only from where the cache ends', async
   const again = await chat(turn2, true);
   assert.equal(again.cached, cold.final.prompt_eval_count - 1);
   assert.equal(again.final.prompt_eval_count, cold.final.prompt_eval_count);
+  // A reload for another context starts with empty caches too.
+  const reloaded = await chat(turn2, false, { options: { num_ctx: 32768 } });
+  assert.equal(reloaded.cached, 0);
+  assert.equal((await getJson(`${sim.url}/_sim/stats`)).models[`${MODEL}:latest`].context_reloads, 1);
 });
 
 test('two conversations in parallel on a 2-slot model each keep their own slot', async () => {
