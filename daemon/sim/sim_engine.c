@@ -280,6 +280,8 @@ cache_take_slot(struct sim_model *m, struct sim_req *req)
 {
 	req->slot = sim_cache_acquire(&m->cache, touches_cache(req) ? &req->prompt_seq : NULL,
 	    req->prompt_tokens, &req->cached_tokens);
+	if (req->slot < 0)      /* grant_slot runs only below num_parallel */
+		fatalx("%s: no free cache slot with %d of %d active", m->p->name, m->n_active, m->p->num_parallel);
 	req->had_slot = true;
 	if (touches_cache(req))
 		log_info("request %" PRIu64 " (%s): slot %d, prompt %" PRId64 " tokens, %" PRId64 " cached, %"
