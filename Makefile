@@ -74,6 +74,12 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
 
+# Unit tests of harmonic-sim's pure modules link those objects too.
+SIM_UNIT_OBJS_test_sim_cache := $(call obj,daemon/sim/sim_cache.c)
+$(BUILD)/tests/test_sim_cache: tests/unit/test_sim_cache.c $(SIM_UNIT_OBJS_test_sim_cache) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -Idaemon/sim $(LDFLAGS) -o $@ $< $(SIM_UNIT_OBJS_test_sim_cache) $(LIB) $(LDLIBS) -lcmocka
+
 deps:
 	@scripts/deps.sh
 

@@ -41,11 +41,14 @@ struct sim_model {
 	int64_t load_end;               /* simulated ns */
 	int64_t expires_at;             /* simulated ns; INT64_MAX = never */
 	int64_t keep_alive_ns;          /* the latest request's keep_alive */
+	struct sim_cache cache;         /* its slots' prompt caches */
 	/* statistics */
 	int max_in_flight;
 	uint64_t served, tokens, disconnects, rejected, loads, failed;
 	uint64_t context_reloads;       /* loads forced by a request's other num_ctx */
 	int max_waiting;                /* most requests waiting at once (max_deferred) */
+	uint64_t prompt_evaluated;      /* prompt tokens evaluated, over requests */
+	uint64_t prompt_cached;         /* prompt tokens found in a slot's cache instead */
 };
 
 struct fault {
@@ -156,6 +159,7 @@ sim_engine_init(const struct sim_profile *p, double speed, uint64_t seed, sim_en
 		TAILQ_INIT(&m->active);
 		m->keep_alive_ns = m->p->keep_alive_ns;
 		m->expires_at = INT64_MAX;
+		sim_cache_init(&m->cache, m->p->num_parallel);
 	}
 	TAILQ_INIT(&E.faults);
 }
@@ -165,6 +169,8 @@ sim_engine_shutdown(void)
 {
 	/* Requests belong to their connections, which sim_http closed first. */
 	sim_engine_fault_reset();
+	for (size_t i = 0; i < E.n_models; i++)
+		sim_cache_shutdown(&E.models[i].cache);
 	free(E.models);
 	E.models = NULL;
 }
@@ -257,12 +263,68 @@ drop_for_context(struct sim_model *m, const struct sim_req *req)
 static void start_decode(struct sim_model *m, struct sim_req *req, int64_t t);
 static void release(struct sim_model *m, struct sim_req *req, int64_t t);
 
+/* ---- the prompt cache (sim_cache.h) ----
+ * A slot is picked when granted; its sequence is cut to the reused prefix
+ * when evaluation starts, becomes the prompt once evaluated, and grows by
+ * the answer when the request leaves the slot.  A load starts empty.
+ * Load requests (no prompt) and hung ones touch no sequence. */
+
+static bool
+touches_cache(const struct sim_req *req)
+{
+	return !req->load_only && req->fault != SIM_FAULT_HANG;
+}
+
+/* Pick req's slot; called with the model's load state already settled. */
+static void
+cache_take_slot(struct sim_model *m, struct sim_req *req)
+{
+	req->slot = sim_cache_acquire(&m->cache, touches_cache(req) ? &req->prompt_seq : NULL,
+	    req->prompt_tokens, &req->cached_tokens);
+	if (req->slot < 0)      /* grant_slot runs only below num_parallel */
+		fatalx("%s: no free cache slot with %d of %d active", m->p->name, m->n_active, m->p->num_parallel);
+	req->had_slot = true;
+	if (touches_cache(req))
+		log_info("request %" PRIu64 " (%s): slot %d, prompt %" PRId64 " tokens, %" PRId64 " cached, %"
+		    PRId64 " evaluated", req->id, m->p->name, req->slot, req->prompt_tokens, req->cached_tokens,
+		    req->prompt_tokens - req->cached_tokens);
+}
+
+/* The request leaves its slot: the answer so far joins the sequence, as
+ * the next turn of the conversation will repeat it. */
+static void
+cache_leave_slot(struct sim_model *m, struct sim_req *req)
+{
+	if (req->phase == SIM_PHASE_DECODE && touches_cache(req) && req->emitted > 0 &&
+	    (req->tool_call == NULL || req->emitted >= req->target_tokens)) {
+		char *text = NULL;
+		size_t len = 0, cap = 0;
+		struct sim_tokens answer = { 0 };
+		/* The text the client got: the same deterministic words again. */
+		for (int64_t i = 0; req->tool_call == NULL && i < req->emitted; i++) {
+			const char *w = E.out.word(req->text_seed ^ E.seed, i);
+			size_t n = strlen(w);
+			text = xgrow(text, &cap, len + n + 1, 256);
+			memcpy(text + len, w, n + 1);
+			len += n;
+		}
+		sim_cache_answer(&answer, req->tool_call, text);
+		sim_cache_append(&m->cache, req->slot, &answer, (size_t)m->ctx);
+		sim_tokens_free(&answer);
+		free(text);
+	}
+	sim_cache_release(&m->cache, req->slot);
+}
+
 static void
 start_prompt(struct sim_model *m, struct sim_req *req, int64_t t)
 {
 	req->phase = SIM_PHASE_PROMPT;
 	req->t_prompt = t;
-	double secs = (double)req->prompt_tokens / m->p->prompt_rate;
+	if (touches_cache(req))
+		sim_cache_truncate(&m->cache, req->slot, (size_t)req->cached_tokens);
+	/* Only the part after the cached prefix is evaluated. */
+	double secs = (double)(req->prompt_tokens - req->cached_tokens) / m->p->prompt_rate;
 	req->t_decode = t + (int64_t)(secs * 1e9) + req->fault_delay_ns;
 }
 
@@ -274,17 +336,19 @@ grant_slot(struct sim_model *m, struct sim_req *req, int64_t t)
 	if (m->n_active > m->max_in_flight)
 		m->max_in_flight = m->n_active;
 	req->t_slot = t;
-	if (req->fault == SIM_FAULT_HANG) {
-		req->phase = SIM_PHASE_HUNG;
-		return;
-	}
-	if (!m->loaded && !m->loading) {
+	if (req->fault != SIM_FAULT_HANG && !m->loaded && !m->loading) {
 		m->loading = true;
 		m->ctx = req->num_ctx;
 		m->load_end = t + m->p->load_ns;
 		m->loads++;
+		sim_cache_clear(&m->cache);     /* a new runner has an empty KV cache */
 		log_debug("%s: loading with context %d (%.1f s simulated)", m->p->name, m->ctx,
 		    (double)m->p->load_ns / 1e9);
+	}
+	cache_take_slot(m, req);
+	if (req->fault == SIM_FAULT_HANG) {
+		req->phase = SIM_PHASE_HUNG;
+		return;
 	}
 	if (m->loading)
 		req->phase = SIM_PHASE_LOADING;
@@ -328,6 +392,10 @@ start_decode(struct sim_model *m, struct sim_req *req, int64_t t)
 	req->phase = SIM_PHASE_DECODE;
 	req->t_decode = t;
 	req->v0 = m->v;
+	if (touches_cache(req))
+		sim_cache_store(&m->cache, req->slot, &req->prompt_seq, (size_t)m->ctx);
+	m->prompt_evaluated += (uint64_t)(req->prompt_tokens - req->cached_tokens);
+	m->prompt_cached += (uint64_t)req->cached_tokens;
 	m->n_decoding++;
 	model_set_rate(m);
 	if (stop_point(req) < req->target_tokens && req->fault_after == 0)
@@ -368,6 +436,7 @@ release(struct sim_model *m, struct sim_req *req, int64_t t)
 		m->n_decoding--;
 		model_set_rate(m);
 	}
+	cache_leave_slot(m, req);
 	TAILQ_REMOVE(&m->active, req, entry);
 	m->n_active--;
 	req->phase = SIM_PHASE_DONE;
@@ -643,6 +712,12 @@ sim_engine_fault_reset(void)
 
 /* ---- statistics ---- */
 
+int64_t
+sim_request_cached_tokens(const struct sim_req *req)
+{
+	return req->had_slot ? req->cached_tokens : 0;
+}
+
 void
 sim_engine_stats_reset(void)
 {
@@ -652,6 +727,7 @@ sim_engine_stats_reset(void)
 		m->served = m->tokens = m->disconnects = m->rejected = m->loads = m->failed = 0;
 		m->context_reloads = 0;
 		m->max_waiting = m->n_waiting;
+		m->prompt_evaluated = m->prompt_cached = 0;
 	}
 }
 
@@ -659,7 +735,7 @@ json_t *
 sim_engine_stats(void)
 {
 	json_t *models = json_object(), *faults = json_array();
-	json_int_t tot[9] = { 0 }, reloads = 0;
+	json_int_t tot[9] = { 0 }, reloads = 0, evaluated = 0, cached = 0;
 	static const char *const keys[9] = { "in_flight", "max_in_flight", "queued", "decoding", "served",
 		"tokens", "disconnects", "rejected", "failed" };
 
@@ -687,12 +763,18 @@ sim_engine_stats(void)
 		json_object_set_new(o, "busy_now", json_integer(m->n_active));
 		json_object_set_new(o, "deferred_now", json_integer(m->n_waiting));
 		json_object_set_new(o, "max_deferred", json_integer(m->max_waiting));
+		json_object_set_new(o, "prompt_tokens_evaluated", json_integer((json_int_t)m->prompt_evaluated));
+		json_object_set_new(o, "prompt_tokens_cached", json_integer((json_int_t)m->prompt_cached));
+		evaluated += (json_int_t)m->prompt_evaluated;
+		cached += (json_int_t)m->prompt_cached;
 		json_object_set_new(models, m->p->name, o);
 	}
 	json_t *totals = json_object();
 	for (int k = 0; k < 9; k++)
 		json_object_set_new(totals, keys[k], json_integer(tot[k]));
 	json_object_set_new(totals, "context_reloads", json_integer(reloads));
+	json_object_set_new(totals, "prompt_tokens_evaluated", json_integer(evaluated));
+	json_object_set_new(totals, "prompt_tokens_cached", json_integer(cached));
 	/* max_in_flight has no meaningful sum; report the largest. */
 	json_int_t mx = 0;
 	for (size_t i = 0; i < E.n_models; i++)
@@ -759,9 +841,3 @@ sim_engine_slot_holders(const struct sim_model *m, const struct sim_req **out, s
 	return n;
 }
 
-int64_t
-sim_request_cached_tokens(const struct sim_req *req)
-{
-	(void)req;
-	return 0;       /* PLACEHOLDER: the prompt-cache model (another branch) fills this in */
-}

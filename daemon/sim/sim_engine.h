@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "compat_queue.h"
+#include "sim_cache.h"
 #include "sim_profile.h"
 
 /* Ollama's 503 text when its queue is full (reference/ollama-api.md). */
@@ -106,6 +107,13 @@ struct sim_req {
 	int64_t fault_delay_ns;         /* slow first token, simulated */
 	int fault_status;
 	char *fault_message;
+
+	/* prompt cache (sim_cache.h) */
+	struct sim_tokens prompt_seq;   /* the prompt's tokens, empty when not cacheable (embeddings);
+	                                 * freed with the request (sim_tokens_free) */
+	bool had_slot;                  /* the engine granted a slot: cached_tokens is final */
+	int slot;                       /* the slot it holds or held */
+	int64_t cached_tokens;          /* prompt tokens its slot had cached: not evaluated */
 
 	/* simulated timeline, ns */
 	int64_t t_arrival, t_slot, t_prompt, t_decode, t_done;
@@ -230,8 +238,9 @@ int sim_engine_busy(const struct sim_model *m);
 int sim_engine_deferred(const struct sim_model *m);
 /* The requests holding a slot of m, oldest first, at most max of them. */
 size_t sim_engine_slot_holders(const struct sim_model *m, const struct sim_req **out, size_t max);
-/* Prompt tokens of req served from a slot's prompt cache (not evaluated).
- * PLACEHOLDER: always 0 until the prompt-cache model lands in the engine. */
+/* Prompt tokens of req found in its slot's cache, so not evaluated: 0
+ * before it has a slot.  prompt_tokens - this were evaluated.  What
+ * llama-server reports as timings.cache_n / cached_tokens (SPEC 9). */
 int64_t sim_request_cached_tokens(const struct sim_req *req);
 
 #endif

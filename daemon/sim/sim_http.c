@@ -15,6 +15,7 @@
  * content reader suspends whenever it has nothing to send.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -620,6 +621,31 @@ model_error(struct sim_req *req, const char *name)
 	free(msg);
 }
 
+/* The prompt's tokens for the prompt cache, laid out (sim_cache.h) so that
+ * there are exactly prompt_tokens of them.  Embeddings are not cached. */
+static void
+prompt_sequence(struct sim_req *req, json_t *body)
+{
+	switch (req->api) {
+	case SIM_API_GENERATE:
+	case SIM_API_V1_COMPLETIONS:
+		sim_cache_generate_prompt(&req->prompt_seq, json_string_value(json_object_get(body, "system")),
+		    json_string_value(json_object_get(body, "prompt")), req->api == SIM_API_GENERATE);
+		break;
+	case SIM_API_CHAT:
+	case SIM_API_V1_CHAT:
+	case SIM_API_MESSAGES:
+	case SIM_API_RESPONSES:
+		sim_cache_chat_prompt(&req->prompt_seq, json_object_get(body, "messages"), json_object_get(body, "tools"));
+		break;
+	default:
+		return;
+	}
+	if ((int64_t)req->prompt_seq.len != req->prompt_tokens)
+		log_warnx("request %" PRIu64 ": %zu prompt cache tokens for a prompt of %" PRId64 " (sim bug)", req->id,
+		    req->prompt_seq.len, req->prompt_tokens);
+}
+
 /* Parse an inference request and start it.  Either the reply is set or
  * the request is in the engine. */
 static void
@@ -734,6 +760,7 @@ start_inference(struct sim_req *req, json_t *body)
 		}
 		req->load_only = true;
 	} else {
+		prompt_sequence(req, body);
 		sim_engine_take_fault(req);
 		if (req->fault == SIM_FAULT_FAIL) {
 			sim_wire_error(req, req->fault_status, req->fault_message);
@@ -1051,7 +1078,7 @@ respond(struct sim_req *req)
 	/* The agent middlewares set these on every stream request, before
 	 * knowing whether the answer is an error. */
 	bool agent_stream = sim_wire_is_agent(req) && req->stream;
-	if (req->reply_ready && !agent_stream) {
+	if (req->reply_ready && !agent_stream && !req->had_slot) {
 		req->response_queued = true;
 		return queue_bytes(req->conn, (unsigned)req->status, req->content_type, req->out.data, req->out.len);
 	}
@@ -1065,9 +1092,18 @@ respond(struct sim_req *req)
 		if (llama_mode())
 			MHD_add_response_header(r, "Server", "llama.cpp");
 		if (req->api == SIM_API_V1_CHAT || req->api == SIM_API_V1_COMPLETIONS || agent_stream)
+		if ((agent_stream || !req->reply_ready) &&
+		    (req->api == SIM_API_V1_CHAT || req->api == SIM_API_V1_COMPLETIONS || agent_stream))
 			MHD_add_response_header(r, "Cache-Control", "no-cache");
 		if (agent_stream)
 			MHD_add_response_header(r, "Connection", "keep-alive");
+		/* Headers leave after the slot was granted: its cache use is known
+		 * (tests' ground truth; no real server sends this). */
+		if (req->had_slot) {
+			char n[24];
+			snprintf(n, sizeof(n), "%" PRId64, sim_request_cached_tokens(req));
+			MHD_add_response_header(r, "X-Sim-Cached-Tokens", n);
+		}
 		req->response_queued = true;
 		enum MHD_Result ret = MHD_queue_response(req->conn, req->reply_ready ? (unsigned)req->status : 200, r);
 		MHD_destroy_response(r);
@@ -1151,6 +1187,7 @@ completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestT
 	sim_buf_free(&req->out);
 	sim_buf_free(&req->text);
 	sim_buf_free(&req->body);
+	sim_tokens_free(&req->prompt_seq);
 	json_decref(req->inputs);
 	json_decref(req->tool_call);
 	json_decref(req->echo);
