@@ -219,6 +219,61 @@ placement_gauges(struct out *o)
 	}
 }
 
+/* The backend's own load view (SPEC 10; llama-server /slots and /metrics,
+ * vLLM /metrics) per placement, where a probe has read one: one family per
+ * gauge, a series only where the backend reports that gauge. */
+static int
+load_slots(const struct rt_placement *p)
+{
+	return p->backend.slots;
+}
+
+static int
+load_busy(const struct rt_placement *p)
+{
+	return p->backend.busy;
+}
+
+static int
+load_waiting(const struct rt_placement *p)
+{
+	return p->backend.waiting;
+}
+
+static int
+load_outside(const struct rt_placement *p)
+{
+	return p->outside;
+}
+
+static void
+backend_series(struct out *o)
+{
+	static const struct {
+		const char *name, *help;
+		int (*get)(const struct rt_placement *);
+	} gauges[] = {
+		{"harmonic_backend_slots", "Slots the backend reports for the model (llama-server /slots).", load_slots},
+		{"harmonic_backend_busy", "Requests the backend reports running for the model, ours and others'.", load_busy},
+		{"harmonic_backend_waiting", "Requests waiting in the backend's own queue for the model.", load_waiting},
+		{"harmonic_backend_outside", "Busy slots that are not harmonicd's: its limit there is lowered by this.",
+		    load_outside},
+	};
+
+	for (size_t g = 0; g < sizeof(gauges) / sizeof(gauges[0]); g++) {
+		family(o, gauges[g].name, "gauge", gauges[g].help);
+		for (int i = 0; i < sched->n_models; i++)
+			for (int k = 0; k < sched->models[i].n_placements; k++) {
+				const struct rt_placement *p = &sched->models[i].placements[k];
+				if (p->backend.read_us == 0 || gauges[g].get(p) < 0)
+					continue;
+				out_printf(o, "%s{", gauges[g].name);
+				placement_labels(o, p);
+				out_printf(o, "} %d\n", gauges[g].get(p));
+			}
+	}
+}
+
 /* The context each placed model is loaded with against the pinned num_ctx
  * (health.h): the loaded length where resident, reloads seen, mismatches. */
 static void
@@ -446,6 +501,7 @@ render(size_t *len)
 	placement_gauges(&o);
 	auto_gauges(&o);
 	context_series(&o);
+	backend_series(&o);
 	host_gauges(&o);
 	queue_gauges(&o);
 	agent_series(&o);

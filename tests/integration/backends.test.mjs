@@ -152,6 +152,9 @@ describe('Ollama clients on a llama-server host', () => {
     assert.ok(h.backend.slots > 0);
     assert.equal(typeof h.backend.busy, 'number');
     assert.ok(h.loaded.length > 0, 'loaded lists the /v1/models ids');
+    const metrics = await fetch(hd.url + '/metrics').then((r) => r.text());
+    assert.match(metrics, /^harmonic_backend_slots\{tier="executive",model="executive",host="arcy"\} \d+$/m);
+    assert.match(metrics, /^harmonic_backend_busy\{tier="executive",model="executive",host="arcy"\} \d+$/m);
   });
 });
 
