@@ -99,7 +99,7 @@ backend_call_clear(struct backend_call *c)
 }
 
 bool
-backend_read_model_list(struct rt_host *h, const char *body, size_t len)
+backend_read_model_list(struct rt_host *h, const char *body, size_t len, bool serve_listed_only)
 {
 	json_t *o = json_loadb(body, len, 0, NULL), *data = json_object_get(o, "data"), *m;
 	size_t i;
@@ -133,6 +133,8 @@ backend_read_model_list(struct rt_host *h, const char *body, size_t len)
 				if (json_is_integer(ctx) && json_integer_value(ctx) > 0 && json_integer_value(ctx) < (1 << 30))
 					p->ctx_loaded = (int)json_integer_value(ctx);
 			}
+			if (!serve_listed_only)
+				continue;
 			if (p->unlisted != !listed) {
 				p->unlisted = !listed;
 				if (p->unlisted)

@@ -109,7 +109,7 @@ static void
 on_models(struct rt_host *h, const char *path, long status, const char *body, size_t len, void *arg)
 {
 	if (status == 200 && sched != NULL)
-		backend_read_model_list(h, body, len);
+		backend_read_model_list(h, body, len, false); /* it serves what it was started with, under any name */
 }
 
 /* The per-placement reads of one round. */

@@ -61,7 +61,7 @@ on_models(struct rt_host *h, const char *path, long status, const char *body, si
 		report(h, BACKEND_CANCELLED);
 		return;
 	}
-	listed = status == 200 && backend_read_model_list(h, body, len);
+	listed = status == 200 && backend_read_model_list(h, body, len, true);
 	report(h, listed ? BACKEND_UP : status == 503 ? BACKEND_NOT_READY : BACKEND_FAILED);
 	if (listed && h->up)
 		upstream_probe(h, "/metrics", NULL, 2.0, on_metrics, NULL);

@@ -90,7 +90,9 @@ void backend_call_clear(struct backend_call *c);
 int backend_prepare_openai_compatible(const struct rt_placement *p, const struct route *r, const char *native_body,
     size_t len, const char *client_model, bool stream, bool llamacpp, struct backend_call *out, char **err);
 /* Set h's loaded list to the ids of an OpenAI model list ({"data":[{"id"}]})
- * and mark each placement on h listed or not; false if body is no such list. */
-bool backend_read_model_list(struct rt_host *h, const char *body, size_t len);
+ * and take each placement's context from it (max_model_len); with
+ * serve_listed_only, a placement whose model is not listed takes no
+ * traffic until it is.  false if body is no such list. */
+bool backend_read_model_list(struct rt_host *h, const char *body, size_t len, bool serve_listed_only);
 
 #endif

@@ -285,3 +285,37 @@ describe('a llama-server that is still loading its model', () => {
     }
   });
 });
+
+describe('an OpenAI-compatible host (type "openai")', () => {
+  let sim, hd;
+  before(async () => {
+    // llama-server's API is OpenAI-compatible; as a generic host only /v1 is used.
+    sim = await llamaSim();
+    hd = await startDaemon(daemonConfig({
+      hosts: [{ name: 'vbox', url: sim.url, type: 'openai' }],
+      models: [
+        { name: 'executive', tier: 'executive', placements: [{ host: 'vbox', parallel: 2 }] },
+        { name: 'ghost', backend_model: 'not-served', tier: 'directors', placements: [{ host: 'vbox', parallel: 2 }] },
+      ],
+      extra: 'queue_timeout = 1.0;',
+    }));
+    await waitFor('vbox up with its model list', async () => (await hostOf(hd, 'vbox')).loaded.length > 0);
+  });
+  after(async () => { assert.equal(await hd.stop(), 0); assert.equal(await sim.stop(), 0); });
+
+  test('Ollama clients are translated; a model the server does not list takes no traffic', async () => {
+    const ollama = new Ollama({ host: hd.url });
+    const r = await ollama.chat({ model: 'executive', messages: [{ role: 'user', content: 'hi' }], options: { num_predict: 5, repeat_penalty: 1.1 } });
+    assert.equal(r.eval_count, 5);
+    assert.equal(r.done, true);
+    const h = await hostOf(hd, 'vbox');
+    assert.equal(h.type, 'openai');
+    assert.ok(h.loaded.includes('executive'));
+    const ghost = await placementOf(hd, 'ghost', 'vbox');
+    assert.equal(ghost.served, false);
+    assert.equal(ghost.limit, 0);
+    const g = await generate(hd.url, { model: 'ghost', prompt: 'x', options: { num_predict: 2 } });
+    assert.equal(g.status, 503, 'it waits for a slot that never comes, then 503 at its queue_timeout');
+    assert.equal((await simModel(sim, 'executive')).served >= 1, true);
+  });
+});
