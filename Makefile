@@ -36,7 +36,7 @@ endif
 # The daemon's modules form libharmonic.a, which the tests and the other
 # two programs link; each program's own files live in its folder.
 BASE      := log xmalloc utf8 jsonx ev stats auth
-LOGIC     := config budget tokscan autoslot dialect dialect_ollama dialect_openai dialect_anthropic dialect_responses xlate api status agents sched
+LOGIC     := config budget tokscan autoslot affinity dialect dialect_ollama dialect_openai dialect_anthropic dialect_responses xlate api status agents sched
 ADAPTERS  := upstream backend backend_ollama backend_llamacpp backend_openai health notify autotune
 REQUEST   := request relay
 FRONT     := http route local admin statsview metrics dashboard

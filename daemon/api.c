@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "affinity.h"
 #include "config.h"
 #include "dialect.h"
 #include "jsonx.h"
@@ -87,6 +88,12 @@ api_parse_body(const struct route *r, const char *body, size_t len, const struct
 	out->stream = r->streams && (r->stream_default ? !json_is_false(stream) : json_is_true(stream));
 	/* name may be the "name" member's string: deleting it frees name, so
 	 * compare against the copy in out->model from here on. */
+	/* The prompt's prefix keys, before the rewrite adds pinned options:
+	 * only generating routes, only where there is a replica to choose. */
+	if (r->kind == ROUTE_FORWARD && r->streams && m->n_placements > 1 && m->routing == ROUTING_AFFINITY) {
+		out->aff = xmalloc(sizeof(*out->aff));
+		affinity_keys_derive(o, m->key, NULL, out->aff);
+	}
 	if (r->kind == ROUTE_SHOW)
 		json_object_del(o, "name");
 	if (strcmp(m->ollama, out->model) != 0 || r->kind == ROUTE_SHOW)
@@ -97,6 +104,8 @@ api_parse_body(const struct route *r, const char *body, size_t len, const struct
 	if (out->up_body == NULL) {
 		free(out->model);
 		out->model = NULL;
+		free(out->aff);
+		out->aff = NULL;
 		return reject(out, 500, xstrdup("harmonicd: cannot encode the request for the backend"));
 	}
 	return API_PARSED;
@@ -107,6 +116,7 @@ api_parsed_free(struct api_parsed *p)
 {
 	free(p->model);
 	free(p->up_body);
+	free(p->aff);
 	free(p->error);
 	memset(p, 0, sizeof(*p));
 }

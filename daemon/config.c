@@ -243,6 +243,8 @@ static const struct field top_fields[] = {
 	{"api_keys_file", F_STRING, TOP(api_keys_file), 0, 0, false, NOSET},
 	{"admin_keys_file", F_STRING, TOP(admin_keys_file), 0, 0, false, NOSET},
 	{"log_level", F_CUSTOM, 0, 0, 0, false, NOSET},
+	{"routing", F_CUSTOM, 0, 0, 0, false, NOSET},
+	{"affinity_wait", F_FLOAT, TOP(affinity_wait), 0, 3600, false, NOSET},
 	{"hosts", F_CUSTOM, 0, 0, 0, true, NOSET},
 	{"tiers", F_CUSTOM, 0, 0, 0, true, NOSET},
 	{"models", F_CUSTOM, 0, 0, 0, true, NOSET},
@@ -282,6 +284,7 @@ static const struct field model_fields[] = {
 	{"kv_gb", F_FLOAT, MODEL(kv_gb), 0, 10000, false, NOSET},
 	{"num_ctx", F_INT, MODEL(num_ctx), 0, 10485760, false, MODEL(num_ctx_set)},
 	{"keep_alive", F_CUSTOM, 0, 0, 0, false, NOSET},
+	{"routing", F_CUSTOM, 0, 0, 0, false, NOSET},
 	{"placements", F_CUSTOM, 0, 0, 0, true, NOSET},
 	{NULL, 0, 0, 0, 0, false, NOSET},
 };
@@ -308,6 +311,8 @@ config_defaults(struct config *cfg)
 	cfg->max_connections = 16384;
 	cfg->shutdown_grace = 30.0;
 	cfg->log_level = LOG_LEVEL_INFO;
+	cfg->routing = ROUTING_AFFINITY;
+	cfg->affinity_wait = 0.5;
 }
 
 static void
@@ -577,6 +582,34 @@ read_log_level(struct ctx *c, struct config *cfg, const config_setting_t *root)
 	cfg->log_level = lvl;
 }
 
+static const char *const routing_names[] = {"affinity", "least_loaded"};
+
+const char *
+config_routing_name(enum routing r)
+{
+	return (unsigned)r < sizeof(routing_names) / sizeof(routing_names[0]) ? routing_names[r] : "?";
+}
+
+/* `routing` of group g (top level or a model) into *out; false when absent. */
+static bool
+read_routing(struct ctx *c, const config_setting_t *g, const char *path, enum routing *out)
+{
+	const config_setting_t *s = config_setting_get_member(g, "routing");
+	const char *v;
+
+	if (s == NULL)
+		return false;
+	v = config_setting_type(s) == CONFIG_TYPE_STRING ? config_setting_get_string(s) : NULL;
+	for (unsigned i = 0; v != NULL && i < sizeof(routing_names) / sizeof(routing_names[0]); i++) {
+		if (strcmp(v, routing_names[i]) == 0) {
+			*out = (enum routing)i;
+			return true;
+		}
+	}
+	report(c, DIAG_ERROR, s, 0, path, "must be \"affinity\" or \"least_loaded\"");
+	return false;
+}
+
 static void
 read_hosts(struct ctx *c, struct config *cfg, const config_setting_t *root)
 {
@@ -771,6 +804,11 @@ read_models(struct ctx *c, struct config *cfg, const config_setting_t *root)
 				report(c, DIAG_ERROR, s, 0, path, "tier must be a string");
 			else if ((m->tier = config_find_tier(cfg, tn)) < 0)
 				report(c, DIAG_ERROR, s, 0, path, "tier \"%s\" is not defined in tiers", tn);
+		}
+		{
+			char *rpath = join_path(path, "routing");
+			m->routing_set = read_routing(c, g, rpath, &m->routing);
+			free(rpath);
 		}
 		if ((s = config_setting_get_member(g, "keep_alive")) != NULL) {
 			m->keep_alive_set = true;
@@ -1070,9 +1108,13 @@ load(config_t *lc, const char *name, bool ok_parse, int read_errno, struct confi
 	read_group(&c, root, "", top_fields, cfg);
 	read_listen(&c, cfg, root);
 	read_log_level(&c, cfg, root);
+	read_routing(&c, root, "routing", &cfg->routing);
 	read_hosts(&c, cfg, root);
 	read_tiers(&c, cfg, root);
 	read_models(&c, cfg, root);
+	for (int i = 0; i < cfg->n_models; i++)
+		if (!cfg->models[i].routing_set)
+			cfg->models[i].routing = cfg->routing;
 	if (diags->errors == 0) {
 		check_budget(&c, cfg);
 		check_backend_settings(&c, cfg);

@@ -108,7 +108,7 @@ static void
 take_counts(struct tokscan *ts, const char *s, size_t n)
 {
 	json_t *o = tokscan_json(s, n);
-	int64_t ev, pe;
+	int64_t ev, pe, ns;
 
 	if (o == NULL)
 		return;
@@ -118,6 +118,8 @@ take_counts(struct tokscan *ts, const char *s, size_t n)
 		ts->done = true;
 	ev = tokscan_int(o, "eval_count");
 	pe = tokscan_int(o, "prompt_eval_count");
+	if ((ns = tokscan_int(o, "prompt_eval_duration")) >= 0)
+		ts->prompt_eval_us = ns / 1000;
 	if (ev >= 0 || pe >= 0)
 		tokscan_set_counts(ts, ev, pe);
 	else if (ts->done && json_is_string(json_object_get(o, "done_reason")) &&

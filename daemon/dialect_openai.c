@@ -45,7 +45,8 @@ static void
 take_usage(struct tokscan *ts, const char *s, size_t n)
 {
 	json_t *o = tokscan_json(s, n);
-	const json_t *usage;
+	const json_t *usage, *timings;
+	int64_t cached;
 
 	if (o == NULL)
 		return;
@@ -53,7 +54,19 @@ take_usage(struct tokscan *ts, const char *s, size_t n)
 		ts->error = true;
 	if (json_is_object(usage = json_object_get(o, "usage"))) {
 		tokscan_set_counts(ts, tokscan_int(usage, "completion_tokens"), tokscan_int(usage, "prompt_tokens"));
+		/* OpenAI's and llama-server's cached part of the prompt. */
+		cached = tokscan_int(json_object_get(usage, "prompt_tokens_details"), "cached_tokens");
+		if (cached >= 0)
+			ts->cached_tokens = cached;
 		ts->done = true;
+	}
+	/* llama-server's own timings: cache_n (cached), prompt_ms. */
+	if (json_is_object(timings = json_object_get(o, "timings"))) {
+		const json_t *ms = json_object_get(timings, "prompt_ms");
+		if (ts->cached_tokens < 0 && (cached = tokscan_int(timings, "cache_n")) >= 0)
+			ts->cached_tokens = cached;
+		if (json_is_number(ms) && json_number_value(ms) >= 0)
+			ts->prompt_eval_us = (int64_t)(json_number_value(ms) * 1000.0);
 	}
 	json_decref(o);
 }
@@ -72,7 +85,7 @@ scan_line(struct tokscan *ts, const char *s, size_t n)
 	/* Fast path: an ordinary delta carries no counts. */
 	if (tokscan_ends_with(s, n, "\"finish_reason\":null}]}"))
 		return 1;
-	if (memmem(s, n, "\"usage\"", 7) || memmem(s, n, "\"error\"", 7)) {
+	if (memmem(s, n, "\"usage\"", 7) || memmem(s, n, "\"error\"", 7) || memmem(s, n, "\"timings\"", 9)) {
 		take_usage(ts, s, n);
 		return 0;
 	}

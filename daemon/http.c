@@ -677,6 +677,10 @@ first_call(struct MHD_Connection *c, const char *url, const char *method, void *
 	req->agent = agent_identity(c, r, key);
 	req->si.agent = req->agent; /* fairness and statistics know the same agent */
 	req->si.who = agents_arrive(req->agent);
+	/* Names the conversation for affinity routing; only hashed, never echoed. */
+	v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Harmonic-Session");
+	if (v != NULL && *v != '\0')
+		req->session = xstrndup(v, 1024);
 	sched->totals.requests++;
 	*con_cls = req;
 	return MHD_YES;

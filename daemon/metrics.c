@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "affinity.h"
 #include "agents.h"
 #include "api.h"
 #include "config.h"
@@ -190,6 +191,52 @@ tokens(struct out *o)
 			out_printf(o, "} %llu\n", (unsigned long long)m->placements[k].streamed_tokens);
 		}
 	}
+}
+
+/* Affinity routing (docs/routing.md): choices, the backends' prompt cache
+ * where they report it, and the record's size. */
+static void
+affinity_series(struct out *o)
+{
+	struct affinity_usage u;
+
+	family(o, "harmonic_affinity_total", "counter",
+	    "Replica choices of affinity routing: hit = placed on the replica holding its conversation's prefix, "
+	    "spill = that replica was named but the request went elsewhere (counted on the named one).");
+	for (int i = 0; i < sched->n_models; i++) {
+		const struct rt_model *m = &sched->models[i];
+		for (int k = 0; k < m->n_placements; k++) {
+			const struct rt_placement *p = &m->placements[k];
+			out_printf(o, "harmonic_affinity_total{");
+			placement_labels(o, p);
+			out_printf(o, ",result=\"hit\"} %llu\nharmonic_affinity_total{", (unsigned long long)p->affinity_hits);
+			placement_labels(o, p);
+			out_printf(o, ",result=\"spill\"} %llu\n", (unsigned long long)p->affinity_spills);
+		}
+	}
+	family(o, "harmonic_prompt_cached_tokens_total", "counter",
+	    "Prompt tokens the backend served from its cache (llama-server, OpenAI-compatible usage; Ollama does not report it).");
+	for (int i = 0; i < sched->n_models; i++)
+		for (int k = 0; k < sched->models[i].n_placements; k++) {
+			out_printf(o, "harmonic_prompt_cached_tokens_total{");
+			placement_labels(o, &sched->models[i].placements[k]);
+			out_printf(o, "} %llu\n", (unsigned long long)sched->models[i].placements[k].prompt_cached_tokens);
+		}
+	family(o, "harmonic_prompt_eval_seconds_total", "counter",
+	    "The backends' prompt-eval time of completed requests (Ollama's prompt_eval_duration, llama-server's timings.prompt_ms).");
+	for (int i = 0; i < sched->n_models; i++)
+		for (int k = 0; k < sched->models[i].n_placements; k++) {
+			out_printf(o, "harmonic_prompt_eval_seconds_total{");
+			placement_labels(o, &sched->models[i].placements[k]);
+			out_printf(o, "} %.3f\n", (double)sched->models[i].placements[k].prompt_eval_ms / 1000.0);
+		}
+	sched_affinity_usage(&u);
+	family(o, "harmonic_affinity_entries", "gauge", "Prompt prefixes in the affinity record.");
+	out_printf(o, "harmonic_affinity_entries %llu\n", (unsigned long long)u.entries);
+	family(o, "harmonic_affinity_bytes", "gauge", "Memory the affinity record holds now.");
+	out_printf(o, "harmonic_affinity_bytes %llu\n", (unsigned long long)u.bytes);
+	family(o, "harmonic_affinity_cap_bytes", "gauge", "The most memory the affinity record may hold.");
+	out_printf(o, "harmonic_affinity_cap_bytes %llu\n", (unsigned long long)u.cap_bytes);
 }
 
 /* Per-placement integer gauges: in flight, slots, effective limit. */
@@ -498,6 +545,7 @@ render(size_t *len)
 	out_printf(&o, "harmonic_build_info{version=\"%s\"} 1\n", HARMONIC_VERSION);
 	requests(&o);
 	tokens(&o);
+	affinity_series(&o);
 	placement_gauges(&o);
 	auto_gauges(&o);
 	context_series(&o);

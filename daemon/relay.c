@@ -370,6 +370,10 @@ finish_ok(struct request *req)
 	if (p != NULL) {
 		p->eval_tokens += (uint64_t)ev;
 		p->prompt_tokens += (uint64_t)pe;
+		if (req->scan.cached_tokens > 0)
+			p->prompt_cached_tokens += (uint64_t)req->scan.cached_tokens;
+		if (req->scan.prompt_eval_us > 0)
+			p->prompt_eval_ms += (uint64_t)(req->scan.prompt_eval_us / 1000);
 		p->host->eval_tokens += (uint64_t)ev;
 	}
 	req->up_done = true;

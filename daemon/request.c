@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "affinity.h"
 #include "agents.h"
 #include "api.h"
 #include "config.h"
@@ -80,6 +81,8 @@ request_free(void *arg)
 	config_unref(req->cfg);
 	agents_leave(req->si.who);
 	free(req->agent);
+	free(req->session);
+	free(req->si.aff);
 	free(req->body);
 	free(req->up_body);
 	free(req->client_model);
@@ -243,6 +246,7 @@ account(struct request *req, enum stats_outcome outcome)
 		t->last_done_us = now;
 	}
 	if (req->si.placement != NULL) {
+		sched_placement_done(req->si.placement, req->si.t_dispatch_us);
 		req->si.placement->completed++;
 		req->si.placement->host->completed++;
 	}
@@ -381,6 +385,13 @@ parse_body(struct request *req)
 	req->up_body = p.up_body;
 	req->up_body_len = p.up_body_len;
 	p.up_body = NULL;
+	/* Affinity keys (owned by the request through its sched_item). */
+	free(req->si.aff);
+	req->si.aff = p.aff;
+	p.aff = NULL;
+	if (req->si.aff != NULL)
+		affinity_keys_set_session(req->si.aff, req->si.model->cfg->key, req->session);
+	sched_affinity_reset(&req->si);
 	api_parsed_free(&p);
 	return true;
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "affinity.h"
 #include "agents.h"
 #include "config.h"
 #include "ev.h"
@@ -24,8 +25,21 @@
 #define BUSY_MAX_US (8u * 1000000u)
 #define BUSY_LOG_EVERY_US (60u * 1000000u) /* a long episode: one line a minute */
 
+/* Affinity routing (docs/routing.md): a conversation-specific match keeps
+ * its replica while that one is at most AFF_BALANCE of its slots (relative)
+ * fuller than the least loaded other; a request waiting for a full affine
+ * replica lets up to AFF_SCAN further agents' heads of its model go first. */
+#define AFF_BALANCE 0.5
+#define AFF_SCAN 8
+
 struct sched *sched;
 static struct ev_timer busy_timer; /* re-dispatch when a busy back-off ends */
+static struct ev_timer aff_timer;  /* re-dispatch when an affinity wait runs out */
+static uint64_t aff_due_us;        /* the earliest wait deadline seen by this dispatch; 0: none */
+/* The record outlives reloads: placements keep their aff_id by model key
+ * and host name, so what it says stays true for those that remain. */
+static struct affinity *aff_table;
+static uint32_t next_aff_id = 1;
 static bool draining;
 static struct sched_hooks hooks;
 /* Every item bound to a model, queued or not: a reload re-points them all. */
@@ -77,6 +91,7 @@ build(struct config *cfg)
 			p->cfg = &m->cfg->placements[k];
 			p->model = m;
 			p->host = &s->hosts[p->cfg->host];
+			p->aff_id = next_aff_id++; /* carry_over puts back a surviving placement's */
 			p->slots = p->cfg->parallel;
 			p->backend = (struct backend_load){-1, -1, -1, 0};
 			p->outside_lower = -1;
@@ -93,6 +108,9 @@ sched_init(struct config *cfg, const struct sched_hooks *h)
 {
 	hooks = *h;
 	ev_timer_init(&busy_timer, dispatch_cb, NULL);
+	ev_timer_init(&aff_timer, dispatch_cb, NULL);
+	if (aff_table == NULL)
+		aff_table = affinity_new(AFFINITY_MAX_ENTRIES);
 	draining = false;
 	sched = build(cfg);
 }
@@ -126,6 +144,9 @@ sched_shutdown(void)
 	if (sched == NULL)
 		return;
 	ev_timer_stop(&busy_timer);
+	ev_timer_stop(&aff_timer);
+	affinity_free(aff_table);
+	aff_table = NULL;
 	free_sched(sched);
 	sched = NULL;
 }
@@ -389,6 +410,25 @@ host_free_for_tier(const struct rt_host *h, int t)
 	return free_slots;
 }
 
+/* p may take a request of tier t now: its host is up, below the placement's
+ * limit and with room for t after the higher tiers' reserves. */
+static bool
+can_take(const struct rt_placement *p, int t)
+{
+	int limit = sched_placement_limit(p);
+
+	return p->host->up && limit > 0 && p->in_flight < limit && host_free_for_tier(p->host, t) >= 1;
+}
+
+/* In flight relative to the limit now (1: full or paused). */
+static double
+load_of(const struct rt_placement *p)
+{
+	int limit = sched_placement_limit(p);
+
+	return limit > 0 ? (double)p->in_flight / limit : 1.0;
+}
+
 /* The replica of m with the most free slots relative to its limit, among
  * hosts that are up and have room for m's tier; NULL if none. */
 static struct rt_placement *
@@ -399,14 +439,11 @@ pick_placement(struct rt_model *m, const struct rt_placement *excluded)
 
 	for (int k = 0; k < m->n_placements; k++) {
 		struct rt_placement *p = &m->placements[k];
-		int limit = sched_placement_limit(p);
 		double rel;
 
-		if (p == excluded || !p->host->up || p->in_flight >= limit || limit <= 0)
+		if (p == excluded || !can_take(p, m->tier->index))
 			continue;
-		if (host_free_for_tier(p->host, m->tier->index) < 1)
-			continue;
-		rel = (double)(limit - p->in_flight) / limit;
+		rel = 1.0 - load_of(p);
 		if (best == NULL || rel > best_free) {
 			best = p;
 			best_free = rel;
@@ -415,13 +452,147 @@ pick_placement(struct rt_model *m, const struct rt_placement *excluded)
 	return best;
 }
 
+/* ---- affinity (docs/routing.md) ---- */
+
+/* Where the dispatcher would send an item, and why. */
+struct choice {
+	struct rt_placement *p;         /* NULL: not now */
+	struct rt_placement *affine;    /* its conversation's replica, if the record names one */
+	enum { CHOSEN_PLAIN, CHOSEN_HIT, CHOSEN_SPILL } how;
+	bool waits;                     /* p is NULL because it waits for affine */
+};
+
+static bool
+uses_affinity(const struct sched_item *it)
+{
+	return it->aff != NULL && aff_table != NULL && it->model->n_placements > 1 &&
+	    it->model->cfg->routing == ROUTING_AFFINITY;
+}
+
+static struct rt_placement *
+placement_with_id(struct rt_model *m, uint32_t id)
+{
+	for (int k = 0; id != 0 && k < m->n_placements; k++)
+		if (m->placements[k].aff_id == id)
+			return &m->placements[k];
+	return NULL;
+}
+
+/* Whether it may wait for a, which is full while another replica has room:
+ * a should free a slot within affinity_wait (its service time over what it
+ * carries), no other replica of the model sits idle, and its own wait
+ * budget (affinity_wait from its first wait) is not spent.  Notes the
+ * deadline for the timer. */
+static bool
+may_wait(struct sched_item *it, const struct rt_placement *a)
+{
+	struct rt_model *m = it->model;
+	double wait = sched->cfg->affinity_wait;
+	uint64_t now = ev_now_us();
+
+	if (wait <= 0 || a->service_s <= 0 || a->in_flight <= 0 || a->busy_until_us > now)
+		return false; /* no estimate, or a backend that said busy */
+	if (a->service_s / a->in_flight > wait)
+		return false;
+	for (int k = 0; k < m->n_placements; k++) {
+		const struct rt_placement *o = &m->placements[k];
+		if (o != a && o != it->excluded && o->in_flight == 0 && can_take(o, m->tier->index))
+			return false; /* never keep a replica idle for it */
+	}
+	if (it->aff_wait_until_us == 0)
+		it->aff_wait_until_us = now + (uint64_t)(wait * 1e6);
+	if (now >= it->aff_wait_until_us)
+		return false;
+	if (aff_due_us == 0 || it->aff_wait_until_us < aff_due_us)
+		aff_due_us = it->aff_wait_until_us;
+	return true;
+}
+
+/*
+ * The placement for it now.  least_loaded (or no keys): the most free
+ * slots.  affinity: the replica of its longest known prefix while that
+ * one has a free slot and is not much fuller than the others (bounded
+ * load); a match of the shared prefix only (depth 1: many conversations
+ * share it) just breaks ties; when the affine replica is full, wait for it
+ * if it frees a slot soon enough (may_wait), else spill.
+ */
+static void
+choose(struct sched_item *it, struct choice *ch)
+{
+	struct rt_model *m = it->model;
+	struct rt_placement *a;
+	bool shared;
+
+	memset(ch, 0, sizeof(*ch));
+	ch->p = pick_placement(m, it->excluded);
+	if (!uses_affinity(it))
+		return;
+	if (!it->aff_looked) {
+		it->aff_pid = affinity_lookup(aff_table, it->aff, &it->aff_depth);
+		it->aff_looked = true;
+	}
+	a = placement_with_id(m, it->aff_pid);
+	if (a == NULL || a == it->excluded || !a->host->up)
+		return; /* unknown prefix, or its replica is gone, down or failed it */
+	shared = it->aff_depth <= 1;
+	if (!shared)
+		ch->affine = a;
+	if (can_take(a, m->tier->index)) {
+		if (ch->p == NULL || ch->p == a ||
+		    load_of(a) <= load_of(ch->p) + (shared ? 0.0 : AFF_BALANCE)) {
+			ch->p = a;
+			ch->how = shared ? CHOSEN_PLAIN : CHOSEN_HIT;
+		} else {
+			ch->how = shared ? CHOSEN_PLAIN : CHOSEN_SPILL;
+		}
+		return;
+	}
+	if (ch->p == NULL || shared)
+		return; /* no room anywhere (it waits in the queue), or a shared prefix: the normal choice */
+	if (may_wait(it, a)) {
+		ch->p = NULL;
+		ch->waits = true;
+		return;
+	}
+	ch->how = CHOSEN_SPILL;
+}
+
+void
+sched_affinity_reset(struct sched_item *it)
+{
+	it->aff_looked = false;
+	it->aff_pid = 0;
+	it->aff_depth = 0;
+	it->aff_wait_until_us = 0;
+}
+
+void
+sched_affinity_usage(struct affinity_usage *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (aff_table != NULL)
+		affinity_usage(aff_table, ev_now_us(), out);
+}
+
+void
+sched_placement_done(struct rt_placement *p, uint64_t dispatch_us)
+{
+	uint64_t now = ev_now_us();
+	double s;
+
+	if (dispatch_us == 0 || now < dispatch_us)
+		return;
+	s = (double)(now - dispatch_us) / 1e6;
+	p->service_s = p->service_s > 0 ? 0.8 * p->service_s + 0.2 * s : s;
+}
+
 bool
 sched_claim(struct rt_placement *p)
 {
 	struct rt_host *h = p->host;
 	int t = p->model->tier->index;
 
-	if (!h->up || p->in_flight >= sched_placement_limit(p) || host_free_for_tier(h, t) < 1)
+	if (!can_take(p, t))
 		return false;
 	p->in_flight++;
 	h->in_flight++;
@@ -506,29 +677,48 @@ sched_dequeue(struct sched_item *it)
 	}
 }
 
-/* Tier t's next dispatchable request and where it would go: for each model
- * with waiters, its round-robin head; the oldest head that has a placement
- * wins, so one model without slots never blocks another. */
+/* Model m's next dispatchable request: its round-robin head, or, while
+ * that one waits for its affine replica, one of the next AFF_SCAN agents'
+ * heads that can go now. */
 static struct sched_item *
-tier_candidate(struct rt_tier *t, struct rt_placement **where)
+model_candidate(struct rt_model *m, struct choice *ch)
+{
+	struct agent_queue *aq;
+	int tried = 0;
+
+	TAILQ_FOREACH(aq, &m->agents, ring) {
+		struct sched_item *head = TAILQ_FIRST(&aq->requests);
+		choose(head, ch);
+		if (ch->p != NULL)
+			return head;
+		if (!ch->waits || ++tried > AFF_SCAN)
+			return NULL; /* no room for the model at all */
+	}
+	return NULL;
+}
+
+/* Tier t's next dispatchable request and where it would go: for each model
+ * with waiters, its candidate; the oldest one wins, so one model without
+ * slots never blocks another. */
+static struct sched_item *
+tier_candidate(struct rt_tier *t, struct choice *where)
 {
 	struct sched_item *best = NULL;
 
 	for (int i = 0; i < t->n_models; i++) {
 		struct rt_model *m = t->models[i];
 		struct agent_queue *aq = TAILQ_FIRST(&m->agents);
-		struct sched_item *head;
-		struct rt_placement *p;
+		struct sched_item *it;
+		struct choice ch;
 
 		if (aq == NULL)
 			continue;
-		head = TAILQ_FIRST(&aq->requests);
-		if (best != NULL && head->t_enqueue_us >= best->t_enqueue_us)
+		if (best != NULL && TAILQ_FIRST(&aq->requests)->t_enqueue_us >= best->t_enqueue_us)
 			continue;
-		if ((p = pick_placement(m, head->excluded)) == NULL)
+		if ((it = model_candidate(m, &ch)) == NULL)
 			continue;
-		best = head;
-		*where = p;
+		best = it;
+		*where = ch;
 	}
 	return best;
 }
@@ -562,6 +752,20 @@ take_slot(struct sched_item *it, struct rt_placement *p)
 	it->t_dispatch_us = ev_now_us();
 }
 
+/* Count the choice and record the request's prefixes for where it went. */
+static void
+note_affinity(struct sched_item *it, const struct choice *ch)
+{
+	if (ch->how == CHOSEN_HIT)
+		ch->p->affinity_hits++;
+	else if (ch->how == CHOSEN_SPILL && ch->affine != NULL)
+		ch->affine->affinity_spills++;
+	if (uses_affinity(it)) {
+		affinity_record(aff_table, it->aff, ch->p->aff_id, ev_now_us());
+		it->aff_pid = ch->p->aff_id;
+	}
+}
+
 void
 sched_note_queue_wait(const struct sched_item *it)
 {
@@ -581,34 +785,43 @@ sched_dispatch(void)
 		return;
 	}
 	sched->dispatching = true;
+	aff_due_us = 0;
 	do {
 		sched->again = false;
 		for (;;) {
 			struct rt_tier *best = NULL;
 			struct sched_item *it = NULL;
-			struct rt_placement *where = NULL;
+			struct choice where = {0};
 
 			for (int i = 0; i < sched->n_tiers; i++) {
 				struct rt_tier *t = &sched->tiers[i];
-				struct rt_placement *p;
+				struct choice ch;
 				struct sched_item *r;
 				if (t->queued == 0 || (best != NULL && t->pass >= best->pass))
 					continue;
-				if ((r = tier_candidate(t, &p)) == NULL)
+				if ((r = tier_candidate(t, &ch)) == NULL)
 					continue;
 				best = t;
 				it = r;
-				where = p;
+				where = ch;
 			}
 			if (best == NULL)
 				break;
 			sched->vtime = best->pass;
 			best->pass += STRIDE / (uint64_t)best->cfg->weight;
-			take_slot(it, where);
+			take_slot(it, where.p);
+			note_affinity(it, &where);
 			hooks.start(it); /* may release the slot again: see sched->again */
 		}
 	} while (sched->again);
 	sched->dispatching = false;
+	/* A request waits for its affine replica: look again when its budget
+	 * runs out (a freed slot dispatches earlier anyway). */
+	if (aff_due_us != 0) {
+		uint64_t now = ev_now_us(), in = aff_due_us > now ? aff_due_us - now : 0;
+		if (!ev_timer_armed(&aff_timer) || aff_timer.due_us > aff_due_us + 1000)
+			ev_timer_start(&aff_timer, in + 1000);
+	}
 }
 
 void

@@ -6,6 +6,7 @@
  */
 #include "statsview.h"
 
+#include "affinity.h"
 #include "agents.h"
 #include "api.h"
 #include "backend.h"
@@ -127,6 +128,11 @@ placement_json(const struct rt_placement *p, uint64_t now)
 	    rates(&p->rate, now), "ttft_ms", "p50", stats_hist_quantile(&p->ttft, 0.50), "p95",
 	    stats_hist_quantile(&p->ttft, 0.95), "p99", stats_hist_quantile(&p->ttft, 0.99));
 
+	/* Affinity routing and the backends' prompt cache (docs/routing.md). */
+	json_object_set_new(o, "affinity", jx_pack("{s:I,s:I}", "hits", (json_int_t)p->affinity_hits, "spills",
+	    (json_int_t)p->affinity_spills));
+	json_object_set_new(o, "prompt_cached_tokens", json_integer((json_int_t)p->prompt_cached_tokens));
+	json_object_set_new(o, "prompt_eval_ms", json_integer((json_int_t)p->prompt_eval_ms));
 	if (p->cfg->parallel_auto)
 		json_object_set_new(o, "auto", auto_json(&p->autoslot));
 	if (p->backend.read_us != 0) {
@@ -182,6 +188,19 @@ reload_json(void)
 	return o;
 }
 
+/* The affinity record: routing default, wait, size against its cap. */
+static json_t *
+affinity_json(void)
+{
+	struct affinity_usage u;
+
+	sched_affinity_usage(&u);
+	return jx_pack("{s:s,s:f,s:I,s:I,s:I,s:I,s:I,s:f}", "routing", config_routing_name(sched->cfg->routing), "wait_s",
+	    sched->cfg->affinity_wait, "entries", (json_int_t)u.entries, "max_entries", (json_int_t)u.max_entries, "bytes",
+	    (json_int_t)u.bytes, "cap_bytes", (json_int_t)u.cap_bytes, "evictions", (json_int_t)u.evictions, "oldest_s",
+	    u.oldest_s);
+}
+
 json_t *
 statsview_json(void)
 {
@@ -207,8 +226,9 @@ statsview_json(void)
 		json_t *pl = json_array();
 		for (int k = 0; k < m->n_placements; k++)
 			json_array_append_new(pl, placement_json(&m->placements[k], now));
-		json_array_append_new(models, jx_pack("{s:s,s:s,s:i,s:o}", "name", m->cfg->name, "tier",
-		    m->tier->cfg->name, "queued", m->queued, "placements", pl));
+		json_array_append_new(models, jx_pack("{s:s,s:s,s:s,s:i,s:o}", "name", m->cfg->name, "tier",
+		    m->tier->cfg->name, "routing", config_routing_name(m->cfg->routing), "queued", m->queued,
+		    "placements", pl));
 	}
 	o = jx_pack("{s:s,s:f,s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I},s:I,s:i,s:o,s:o,s:o}", "version",
 	    HARMONIC_VERSION, "uptime_s", (double)(now - start_us) / 1e6, "tokens_per_s", rates(&sched->rate, now),
@@ -224,6 +244,7 @@ statsview_json(void)
 	json_object_set_new(o, "hosts_up", json_integer(up));
 	json_object_set_new(o, "agents", agents_json(now));
 	json_object_set_new(o, "reload", reload_json());
+	json_object_set_new(o, "affinity", affinity_json());
 	json_object_set_new(o, "draining", json_boolean(daemon_status.draining));
 	json_object_set_new(o, "connections", jx_pack("{s:i,s:I,s:I}", "open", (int)daemon_status.conns.open, "slow_cut",
 	    (json_int_t)daemon_status.conns.slow_cut, "refused", (json_int_t)daemon_status.conns.refused));

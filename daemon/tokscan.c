@@ -12,6 +12,7 @@ tokscan_init(struct tokscan *ts, tokscan_line_fn fn)
 {
 	memset(ts, 0, sizeof(*ts));
 	ts->line_fn = fn;
+	ts->cached_tokens = ts->prompt_eval_us = -1;
 }
 
 void

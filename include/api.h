@@ -14,6 +14,7 @@
 
 #include "endpoint.h"
 
+struct affinity_keys;
 struct config;
 
 enum api_result {
@@ -28,6 +29,8 @@ struct api_parsed {
 	bool stream;
 	char *up_body;          /* owned */
 	size_t up_body_len;
+	struct affinity_keys *aff; /* prompt-prefix keys (affinity.h) when its model routes by
+	                         * affinity over several placements, else NULL; owned */
 	int status;             /* error status when parsing failed */
 	char *error;            /* error message; owned */
 };

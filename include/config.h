@@ -59,6 +59,12 @@ struct cfg_placement {
 
 enum keep_alive_kind { KEEP_ALIVE_UNSET, KEEP_ALIVE_SECONDS, KEEP_ALIVE_STRING };
 
+/* How a model's replicas are chosen (SPEC 5, docs/routing.md). */
+enum routing {
+	ROUTING_AFFINITY,      /* the replica holding the longest known prompt prefix (default) */
+	ROUTING_LEAST_LOADED,  /* the most free slots relative to the limit */
+};
+
 struct cfg_model {
 	char *name;            /* as configured */
 	char *key;             /* lowercased, ":latest" implied: lookup key */
@@ -73,6 +79,8 @@ struct cfg_model {
 	char *keep_alive_str;  /* KEEP_ALIVE_STRING, e.g. "30m" */
 	struct cfg_placement *placements;
 	int n_placements;
+	enum routing routing;  /* its own `routing`, else the top-level one */
+	bool routing_set;
 	int line;
 };
 
@@ -99,6 +107,8 @@ struct config {
 	char **admin_key_names;/* [n_admin_keys], as api_key_names */
 	int n_admin_keys;
 	int log_level;         /* enum log_level */
+	enum routing routing;  /* default for models; "affinity" */
+	double affinity_wait;  /* s a request may wait for its affine replica; 0.5 */
 	struct cfg_host *hosts;
 	int n_hosts;
 	struct cfg_tier *tiers;
@@ -143,6 +153,8 @@ int config_find_host(const struct config *cfg, const char *name);
 int config_find_tier(const struct config *cfg, const char *name);
 /* "ollama", "llamacpp", "openai". */
 const char *config_host_type_name(enum host_type t);
+/* "affinity" or "least_loaded". */
+const char *config_routing_name(enum routing r);
 /* Slot budget of host h: max_parallel or the sum of its placements' slots. */
 int config_host_slots(const struct config *cfg, int h);
 

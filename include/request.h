@@ -66,6 +66,7 @@ struct request {
 	struct ev_io watch;             /* EPOLLRDHUP on the client fd */
 	bool watching;
 	char *agent;                    /* who it is (agents.h): header, key name or "anonymous"; owned */
+	char *session;                  /* X-Harmonic-Session (affinity's conversation key), or NULL; owned */
 	char *body;                     /* request body; owned, <= max_body */
 	size_t body_len, body_cap;
 	bool body_too_large;

@@ -8,7 +8,10 @@
  * round-robin between agents; contended slots go to tiers by stride
  * scheduling on `weight`; a tier's `reserve` keeps slots of every host it is
  * placed on out of reach of lower tiers; replicas are chosen by the most
- * free slots relative to their size among hosts that are up.
+ * free slots relative to their size among hosts that are up, or, with
+ * routing = "affinity", by the record of which replica served the
+ * request's longest prompt prefix (affinity.h, docs/routing.md) within
+ * bounded load.
  *
  * Cost: one dispatch decision looks at each tier's models' queue heads and
  * their placements, never at queue length.
@@ -23,6 +26,8 @@
 #include "compat_queue.h"
 #include "stats.h"
 
+struct affinity_keys;
+struct affinity_usage;
 struct agent;
 struct config;
 
@@ -65,7 +70,15 @@ struct rt_placement {
 	uint64_t completed;
 	uint64_t eval_tokens;
 	uint64_t prompt_tokens;
+	uint64_t prompt_cached_tokens; /* of prompt_tokens, served from the backend's cache (where reported) */
+	uint64_t prompt_eval_ms;    /* the backends' prompt-eval time, summed (where reported) */
 	uint64_t streamed_tokens;   /* relayed as they stream, failed ones too */
+	/* Affinity (docs/routing.md): its id in the record, kept across reloads
+	 * while the placement (model key + host name) exists. */
+	uint32_t aff_id;
+	uint64_t affinity_hits;     /* placed here because the record named it */
+	uint64_t affinity_spills;   /* the record named it, the request went elsewhere */
+	double service_s;           /* EWMA of dispatch-to-completion time; 0 = no estimate */
 	uint64_t outcome[STATS_OUTCOME_COUNT]; /* closed after a dispatch here */
 	struct stats_rate rate;
 	struct stats_hist ttft;
@@ -102,6 +115,14 @@ struct sched_item {
 	bool is_bound;
 	uint64_t t_enqueue_us;          /* first enqueue: waits add up across re-queues */
 	uint64_t t_dispatch_us;         /* last dispatch */
+	/* Affinity: the request's prompt-prefix keys, or NULL (no affinity
+	 * routing for it); owned by the owner, which frees them and calls
+	 * sched_affinity_reset when it replaces them. */
+	struct affinity_keys *aff;
+	uint32_t aff_pid;               /* the record's placement for it (0: none); sched's */
+	int aff_depth;                  /* depth of that match (affinity.h) */
+	bool aff_looked;                /* the record was consulted */
+	uint64_t aff_wait_until_us;     /* waiting for its affine placement until then; 0: never waited */
 };
 
 /*
@@ -231,5 +252,12 @@ int sched_placement_limit(const struct rt_placement *p);
  * at once and falls only when two readings in a row agree (the backend's
  * count lags ours at both ends of a request). */
 void sched_placement_backend_load(struct rt_placement *p, const struct backend_load *b, int ours);
+/* p completed a request dispatched at dispatch_us: feeds its service-time
+ * estimate (affinity's "will a slot free within affinity_wait"). */
+void sched_placement_done(struct rt_placement *p, uint64_t dispatch_us);
+/* it's keys changed (bound again): consult the record afresh. */
+void sched_affinity_reset(struct sched_item *it);
+/* The record's size and cap now (for /stats, /metrics). */
+void sched_affinity_usage(struct affinity_usage *out);
 
 #endif

@@ -33,6 +33,8 @@ struct tokscan {
 	bool have_counts;
 	int64_t eval_count;     /* generated tokens reported by the backend */
 	int64_t prompt_eval_count;
+	int64_t cached_tokens;  /* prompt tokens served from the backend's cache; -1: not reported */
+	int64_t prompt_eval_us; /* the backend's prompt-eval time; -1: not reported */
 	int event;              /* SSE: the dialect's code for the last "event:" line */
 };
 

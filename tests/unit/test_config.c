@@ -163,6 +163,8 @@ test_defaults(void **state)
 	assert_null(cfg->api_keys_file);
 	assert_null(cfg->admin_keys_file);
 	assert_int_equal(cfg->log_level, LOG_LEVEL_INFO);
+	assert_int_equal(cfg->routing, ROUTING_AFFINITY);
+	assert_true(cfg->affinity_wait == 0.5);
 
 	assert_string_equal(h->name, "h");
 	assert_string_equal(h->url, "http://127.0.0.1:11434");
@@ -187,6 +189,7 @@ test_defaults(void **state)
 	assert_int_equal(m->num_ctx, 2048);
 	assert_int_equal(m->keep_alive_kind, KEEP_ALIVE_UNSET);
 	assert_int_equal(m->n_placements, 1);
+	assert_int_equal(m->routing, ROUTING_AFFINITY); /* the top-level default */
 
 	assert_int_equal(p->host, 0);
 	assert_int_equal(p->parallel, 1);
@@ -701,6 +704,31 @@ list_confs(const char *dir, int *n)
 	return v;
 }
 
+/* routing and affinity_wait: the top level sets every model's default, a
+ * model may override it; unknown values name the file, line and setting. */
+static void
+test_routing(void **state)
+{
+	struct config_diags d = {0};
+	struct config *cfg = load_ok("routing = \"least_loaded\";\naffinity_wait = 0;\n" ONE_HOST ONE_TIER
+	    "models = ( { name = \"m\"; tier = \"t\"; placements = ( { host = \"h\"; } ); },\n"
+	    "  { name = \"n\"; tier = \"t\"; routing = \"affinity\"; placements = ( { host = \"h\"; } ); } );\n", &d);
+
+	assert_int_equal(cfg->routing, ROUTING_LEAST_LOADED);
+	assert_true(cfg->affinity_wait == 0.0);
+	assert_int_equal(cfg->models[0].routing, ROUTING_LEAST_LOADED);
+	assert_int_equal(cfg->models[1].routing, ROUTING_AFFINITY);
+	assert_string_equal(config_routing_name(cfg->models[0].routing), "least_loaded");
+	assert_string_equal(config_routing_name(cfg->models[1].routing), "affinity");
+	config_unref(cfg);
+	config_diags_free(&d);
+
+	cfg = config_load_string("routing = 1;\n" ONE_HOST ONE_TIER ONE_MODEL, "test.conf", &d);
+	assert_null(cfg);
+	assert_true(diags_find(&d, "test.conf:1: ", "routing: must be \"affinity\" or \"least_loaded\"") >= 0);
+	config_diags_free(&d);
+}
+
 static int n_broken, n_good;
 
 /* The issue asks for at least 25 broken configs; we keep at least 30. */
@@ -730,6 +758,7 @@ main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_unreadable_file),
 		cmocka_unit_test(test_include_relative),
+		cmocka_unit_test(test_routing),
 	};
 	size_t n_fixed = sizeof(fixed) / sizeof(fixed[0]);
 	char **broken, **good, *broken_dir, *good_dir;

@@ -1,8 +1,9 @@
 /*
  * Unit tests of the scheduler: slot limits, weighted sharing between tiers,
  * reserves, agent fairness, no head-of-line blocking across models,
- * replicas, busy back-off, draining, reload, and dispatch cost against
- * queue length.
+ * replicas, affinity routing (sticky conversations, bounded load, the
+ * wait for a full affine replica, shared prefixes, least_loaded, reload),
+ * busy back-off, draining, reload, and dispatch cost against queue length.
  *
  * sched is pure logic: it links with what sits below it and nothing else.
  * The test plays the layer above: its items stand for requests, and the
@@ -17,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "affinity.h"
 #include "config.h"
 #include "ev.h"
 #include "log.h"
@@ -90,6 +93,7 @@ teardown(void **state)
 	for (int i = 0; i < n_items; i++) {
 		finish(items[i]);
 		sched_unbind(items[i]);
+		free(items[i]->aff);
 		free(items[i]);
 	}
 	n_items = 0;
@@ -461,6 +465,259 @@ test_reload_moves_items(void **state)
 	config_unref(gone);
 }
 
+/* ---- affinity ---- */
+
+static const char *affinity_cfg =
+    "affinity_wait = 0.5;\n"
+    "hosts = ( { name = \"h0\"; url = \"http://127.0.0.1:1\"; memory_gb = 100.0; num_parallel = 64; },\n"
+    "          { name = \"h1\"; url = \"http://127.0.0.1:2\"; memory_gb = 100.0; num_parallel = 64; } );\n"
+    "tiers = ( { name = \"t\"; queue_depth = 1000; } );\n"
+    "models = ( { name = \"c\"; tier = \"t\"; placements = ( { host = \"h0\"; parallel = 2; }, { host = \"h1\"; parallel = 2; } ); },\n"
+    "           { name = \"l\"; tier = \"t\"; routing = \"least_loaded\";\n"
+    "             placements = ( { host = \"h0\"; parallel = 2; }, { host = \"h1\"; parallel = 2; } ); } );\n";
+
+static int setup_affinity(void **s) { return setup_with(affinity_cfg); }
+
+#define SHARED_KEY 77 /* h0: the system prompt every conversation shares */
+
+/* A queued request of conversation conv at turn (1, 2, ...): the shared
+ * key, then one key per message (2 * turn - 1 of them). */
+static struct sched_item *
+submit_turn(const char *model, const char *agent, int conv, int turn)
+{
+	struct sched_item *it = new_item(model, agent);
+
+	it->aff = calloc(1, sizeof(*it->aff));
+	assert_non_null(it->aff);
+	it->aff->key[it->aff->n++] = SHARED_KEY;
+	for (int i = 1; i <= 2 * turn - 1; i++)
+		it->aff->key[it->aff->n++] = (uint64_t)conv * 1000 + (uint64_t)i;
+	sched->totals.requests++;
+	assert_int_equal(sched_enqueue(it, false), 0);
+	return it;
+}
+
+static const char *
+host_of(const struct sched_item *it)
+{
+	return it->placement->host->cfg->name;
+}
+
+/* Run it (just queued) and return it finished, or NULL if it did not start. */
+static struct sched_item *
+run_now(struct sched_item *it)
+{
+	int before = n_running;
+
+	sched_dispatch();
+	if (n_running == before)
+		return NULL;
+	return complete(n_running - 1);
+}
+
+static struct rt_placement *
+placement_of(const char *model, int k)
+{
+	return &sched_find_model(model)->placements[k];
+}
+
+/* A conversation's turns stay on the replica of its first turn while it has
+ * room, also when the other replica is emptier (within bounded load). */
+static void
+test_affinity_sticks(void **state)
+{
+	struct sched_item *filler, *t;
+
+	/* Turn 1 on h0 (both idle: the first); a filler with no keys on h1. */
+	t = run_now(submit_turn("c", "a", 1, 1));
+	assert_string_equal(host_of(t), "h0");
+	filler = submit("c", "f");
+	sched_dispatch();
+	assert_string_equal(host_of(filler), "h0"); /* least loaded tie: h0 */
+	/* h0 carries one of two, h1 none: affinity keeps turn 2 on h0. */
+	t = run_now(submit_turn("c", "a", 1, 2));
+	assert_non_null(t);
+	assert_string_equal(host_of(t), "h0");
+	assert_int_equal(placement_of("c", 0)->affinity_hits, 1);
+	assert_int_equal(placement_of("c", 0)->affinity_spills, 0);
+	/* least_loaded: the same situation goes to the emptier replica. */
+	t = run_now(submit_turn("l", "a", 2, 1));
+	assert_string_equal(host_of(t), "h0");
+	filler = submit("l", "f");
+	sched_dispatch();
+	assert_string_equal(host_of(filler), "h0");
+	t = run_now(submit_turn("l", "a", 2, 2));
+	assert_string_equal(host_of(t), "h1");
+	assert_int_equal(placement_of("l", 0)->affinity_hits + placement_of("l", 1)->affinity_hits, 0);
+}
+
+/* Full affine replica, the other idle: spill at once, counted. */
+static void
+test_affinity_spills_to_idle(void **state)
+{
+	struct sched_item *t;
+
+	t = run_now(submit_turn("c", "a", 1, 1));
+	assert_string_equal(host_of(t), "h0");
+	for (int i = 0; i < 3; i++) { /* fillers without keys: h0, h1, h0 */
+		submit("c", "f");
+		sched_dispatch();
+	}
+	for (int i = 0; i < n_running; i++) /* h1 idle again */
+		if (running[i] != NULL && running[i]->placement == placement_of("c", 1))
+			complete(i);
+	assert_int_equal(placement_of("c", 0)->in_flight, 2);
+	assert_int_equal(placement_of("c", 1)->in_flight, 0);
+	sched_placement_done(placement_of("c", 0), ev_now_us() - 100000); /* an estimate: it would wait if h1 were busy */
+	t = submit_turn("c", "a", 1, 2);
+	sched_dispatch();
+	assert_true(t->holds_slot);
+	assert_string_equal(host_of(t), "h1");
+	assert_int_equal(placement_of("c", 0)->affinity_spills, 1);
+	assert_int_equal(placement_of("c", 1)->affinity_hits, 0);
+}
+
+/* Full affine replica, the other busy but with room: the turn waits for
+ * its replica when that one frees a slot soon; other agents' requests of
+ * the model go past it; a freed slot on the affine replica takes it. */
+static void
+test_affinity_waits_then_hits(void **state)
+{
+	struct sched_item *t, *other, *h0a, *h0b, *h1a;
+
+	run_now(submit_turn("c", "a", 1, 1)); /* conversation 1 lives on h0 */
+	h0a = submit("c", "x");
+	sched_dispatch();
+	assert_string_equal(host_of(h0a), "h0");
+	h1a = submit("c", "y");
+	sched_dispatch();
+	assert_string_equal(host_of(h1a), "h1");
+	h0b = submit("c", "z");
+	sched_dispatch();
+	assert_string_equal(host_of(h0b), "h0");     /* tie on load: the first */
+	/* h0 full (2/2), h1 busy 1/2.  h0 finishes a request every 0.1 s / 2. */
+	sched_placement_done(placement_of("c", 0), ev_now_us() - 100000);
+	t = submit_turn("c", "a", 1, 2);
+	other = submit("c", "b");
+	sched_dispatch();
+	assert_false(t->holds_slot);                 /* waits for h0 */
+	assert_true(other->holds_slot);              /* ... and does not block agent b */
+	assert_string_equal(host_of(other), "h1");
+	assert_int_equal(placement_of("c", 0)->affinity_spills, 0);
+	/* A slot of h0 frees: the turn takes it. */
+	for (int i = 0; i < n_running; i++)
+		if (running[i] == h0a)
+			complete(i);
+	assert_true(t->holds_slot);
+	assert_string_equal(host_of(t), "h0");
+	assert_int_equal(placement_of("c", 0)->affinity_hits, 1);
+}
+
+/* The wait is bounded by affinity_wait: then it spills. */
+static void
+test_affinity_wait_runs_out(void **state)
+{
+	static const char *short_wait =
+	    "affinity_wait = 0.03;\n"
+	    "hosts = ( { name = \"h0\"; url = \"http://127.0.0.1:1\"; memory_gb = 100.0; num_parallel = 64; },\n"
+	    "          { name = \"h1\"; url = \"http://127.0.0.1:2\"; memory_gb = 100.0; num_parallel = 64; } );\n"
+	    "tiers = ( { name = \"t\"; queue_depth = 1000; } );\n"
+	    "models = ( { name = \"c\"; tier = \"t\"; placements = ( { host = \"h0\"; parallel = 2; }, { host = \"h1\"; parallel = 2; } ); } );\n";
+	struct config *c2 = load(short_wait);
+	struct sched_item *t;
+
+	n_requeued = 0;
+	sched_reload(c2, on_requeue);
+	run_now(submit_turn("c", "a", 1, 1));
+	for (int i = 0; i < 3; i++) {
+		submit("c", "x");
+		sched_dispatch();
+	}
+	assert_int_equal(placement_of("c", 0)->in_flight, 2);
+	assert_int_equal(placement_of("c", 1)->in_flight, 1);
+	sched_placement_done(placement_of("c", 0), ev_now_us() - 20000);
+	t = submit_turn("c", "a", 1, 2);
+	sched_dispatch();
+	assert_false(t->holds_slot);
+	usleep(40000);
+	ev_update_now();
+	sched_dispatch(); /* what the timer does */
+	assert_true(t->holds_slot);
+	assert_string_equal(host_of(t), "h1");
+	assert_int_equal(placement_of("c", 0)->affinity_spills, 1);
+	config_unref(c2);
+}
+
+/* A flood sharing only the system prompt spreads over both replicas up to
+ * their slot limits; so does a flood of one identical conversation. */
+static void
+test_affinity_shared_prefix_spreads(void **state)
+{
+	run_now(submit_turn("c", "a", 1, 1)); /* the shared prefix is now known on h0 */
+	for (int i = 0; i < 10; i++)
+		submit_turn("c", "a", 100 + i, 1);
+	sched_dispatch();
+	assert_int_equal(placement_of("c", 0)->in_flight, 2);
+	assert_int_equal(placement_of("c", 1)->in_flight, 2);
+	for (int i = 0, n = n_running; i < n; i++)
+		if (running[i] != NULL)
+			complete(i);
+	assert_int_equal(placement_of("c", 0)->in_flight, 2); /* the freed slots refilled on both */
+	assert_int_equal(placement_of("c", 1)->in_flight, 2);
+	assert_int_equal(placement_of("c", 0)->max_in_flight, 2);
+	assert_int_equal(placement_of("c", 1)->max_in_flight, 2);
+	for (int i = 0; i < n_running; i++) /* completions dispatch the rest, which this loop reaches too */
+		if (running[i] != NULL)
+			complete(i);
+	assert_int_equal(placement_of("c", 0)->in_flight + placement_of("c", 1)->in_flight, 0);
+	/* Identical conversations: a deep match on h0, bounded load sends the
+	 * rest to h1 once h0 is half fuller. */
+	run_now(submit_turn("c", "a", 5, 3));
+	for (int i = 0; i < 4; i++)
+		submit_turn("c", "a", 5, 3);
+	sched_dispatch();
+	assert_int_equal(placement_of("c", 0)->in_flight, 2);
+	assert_int_equal(placement_of("c", 1)->in_flight, 2);
+}
+
+/* The record survives a reload for placements that remain (by model and
+ * host name); a removed placement's entries are ignored. */
+static void
+test_affinity_reload(void **state)
+{
+	static const char *only_h1 =
+	    "hosts = ( { name = \"h1\"; url = \"http://127.0.0.1:2\"; memory_gb = 100.0; num_parallel = 64; },\n"
+	    "          { name = \"h2\"; url = \"http://127.0.0.1:3\"; memory_gb = 100.0; num_parallel = 64; } );\n"
+	    "tiers = ( { name = \"t\"; queue_depth = 1000; } );\n"
+	    "models = ( { name = \"c\"; tier = \"t\"; placements = ( { host = \"h2\"; parallel = 2; }, { host = \"h1\"; parallel = 2; } ); } );\n";
+	struct config *same = load(affinity_cfg), *moved = load(only_h1);
+	struct sched_item *t, *filler;
+	struct affinity_usage u;
+
+	/* Conversation 1 on h1: h0 busy with a filler when it starts. */
+	filler = submit("c", "f");
+	sched_dispatch();
+	assert_string_equal(host_of(filler), "h0");
+	t = run_now(submit_turn("c", "a", 1, 1));
+	assert_string_equal(host_of(t), "h1");
+	for (int i = 0; i < n_running; i++)
+		if (running[i] == filler)
+			complete(i);
+	sched_affinity_usage(&u);
+	assert_true(u.entries >= 2);
+	assert_true(u.bytes <= u.cap_bytes);
+	sched_reload(same, on_requeue);
+	t = run_now(submit_turn("c", "a", 1, 2));
+	assert_string_equal(host_of(t), "h1");       /* kept: both idle, least loaded would say h0 */
+	assert_int_equal(placement_of("c", 1)->affinity_hits, 1);
+	sched_reload(moved, on_requeue);
+	t = run_now(submit_turn("c", "a", 1, 3));
+	assert_string_equal(host_of(t), "h1");       /* h1 stays (now the second placement) */
+	assert_int_equal(placement_of("c", 1)->affinity_hits, 2); /* counters carried */
+	config_unref(same);
+	config_unref(moved);
+}
+
 static double
 seconds_for_cycles(int cycles)
 {
@@ -535,6 +792,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reserve_keeps_slots_for_higher_tier, setup_reserve, teardown),
 		cmocka_unit_test_setup_teardown(test_replicas_most_free_relative, setup_replicas, teardown),
 		cmocka_unit_test_setup_teardown(test_dispatch_cost_independent_of_queue_length, setup_deep, teardown),
+		cmocka_unit_test_setup_teardown(test_affinity_sticks, setup_affinity, teardown),
+		cmocka_unit_test_setup_teardown(test_affinity_spills_to_idle, setup_affinity, teardown),
+		cmocka_unit_test_setup_teardown(test_affinity_waits_then_hits, setup_affinity, teardown),
+		cmocka_unit_test_setup_teardown(test_affinity_wait_runs_out, setup_affinity, teardown),
+		cmocka_unit_test_setup_teardown(test_affinity_shared_prefix_spreads, setup_affinity, teardown),
+		cmocka_unit_test_setup_teardown(test_affinity_reload, setup_affinity, teardown),
 	};
 
 	return cmocka_run_group_tests_name("sched", tests, NULL, NULL);

@@ -272,6 +272,46 @@ test_nonstream_openai_finish(void **state)
 	line_fn = both_line;
 }
 
+/* Cached prompt tokens and prompt-eval time where the backend reports
+ * them: OpenAI's usage.prompt_tokens_details.cached_tokens, llama-server's
+ * timings (cache_n, prompt_ms), Ollama's prompt_eval_duration (ns). */
+static void
+test_cached_tokens_and_prompt_time(void **state)
+{
+	const char *openai = "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}],"
+	                     "\"usage\":{\"prompt_tokens\":900,\"completion_tokens\":4,"
+	                     "\"prompt_tokens_details\":{\"cached_tokens\":800}},"
+	                     "\"timings\":{\"cache_n\":799,\"prompt_n\":100,\"prompt_ms\":61.5}}\n";
+	const char *llama = "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}],"
+	                    "\"timings\":{\"cache_n\":640,\"prompt_n\":12,\"prompt_ms\":8.25}}\n"
+	                    "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":652,\"completion_tokens\":3}}\n";
+	const char *ollama = "{\"done\":true,\"prompt_eval_count\":30,\"prompt_eval_duration\":45000000,\"eval_count\":2}\n";
+	struct tokscan ts;
+
+	tokscan_init(&ts, dialect_openai.scan_line);
+	assert_int_equal(ts.cached_tokens, -1);
+	assert_int_equal(ts.prompt_eval_us, -1);
+	tokscan_feed(&ts, openai, strlen(openai));
+	assert_int_equal(ts.prompt_eval_count, 900);
+	assert_int_equal(ts.cached_tokens, 800); /* usage wins over timings */
+	assert_int_equal(ts.prompt_eval_us, 61500);
+	tokscan_free(&ts);
+
+	tokscan_init(&ts, dialect_openai.scan_line);
+	tokscan_feed(&ts, llama, strlen(llama));
+	assert_int_equal(ts.prompt_eval_count, 652);
+	assert_int_equal(ts.cached_tokens, 640);
+	assert_int_equal(ts.prompt_eval_us, 8250);
+	tokscan_free(&ts);
+
+	tokscan_init(&ts, dialect_ollama.scan_line);
+	tokscan_feed(&ts, ollama, strlen(ollama));
+	assert_int_equal(ts.prompt_eval_count, 30);
+	assert_int_equal(ts.cached_tokens, -1); /* Ollama does not say */
+	assert_int_equal(ts.prompt_eval_us, 45000);
+	tokscan_free(&ts);
+}
+
 /* A body without counts still counts as one content line at finish. */
 static void
 test_finish_counts_last_content_line(void **state)
@@ -491,6 +531,7 @@ main(void)
 		cmocka_unit_test(test_ndjson_every_boundary),
 		cmocka_unit_test(test_feed_returns_new_lines),
 		cmocka_unit_test(test_sse_usage_and_done),
+		cmocka_unit_test(test_cached_tokens_and_prompt_time),
 		cmocka_unit_test(test_sse_every_boundary),
 		cmocka_unit_test(test_sse_done_without_usage),
 		cmocka_unit_test(test_sse_not_done_before_done_marker),
