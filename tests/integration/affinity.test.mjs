@@ -89,10 +89,21 @@ describe('prompt-cache affinity', () => {
   test('both replicas idle: the 6 turns of one conversation land on one replica', async (t) => {
     const hd = await start();
     const c = conversation('idle');
-    const hosts = [];
-    for (let i = 0; i < 6; i++) hosts.push(await c.turn(hd));
-    t.diagnostic(`hosts: ${hosts.join(' ')}`);
+    const hosts = [], cached = [];
+    const sims = { sparky, arcy };
+    const simCached = async () => Object.fromEntries(await Promise.all(Object.entries(sims).map(async ([n, sim]) =>
+      [n, (await getJson(sim.url + '/_sim/stats')).models[M].prompt_tokens_cached])));
+    for (let i = 0; i < 6; i++) {
+      const before = await simCached();
+      const host = await c.turn(hd);
+      hosts.push(host);
+      cached.push((await simCached())[host] - before[host]);
+    }
+    t.diagnostic(`hosts: ${hosts.join(' ')}; prompt tokens the sim found cached per turn: ${cached.join(' ')}`);
     assert.ok(hosts.every((h) => h === hosts[0] && (h === 'sparky' || h === 'arcy')), hosts.join(' '));
+    // Ground truth from the backend: turns 2-6 continue the cached prefix
+    // (at least the system prompt, about 320 tokens, and the earlier turns).
+    for (let i = 1; i < 6; i++) assert.ok(cached[i] > 300 && cached[i] > cached[i - 1], `turn ${i + 1}: ${cached.join(' ')}`);
     const p = byHost(await placements(hd), hosts[0]);
     assert.equal(p.affinity.hits, 5, 'turns 2-6 placed by affinity');
     assert.equal(p.affinity.spills, 0);
