@@ -117,7 +117,7 @@ check-integration: $(PROGS)
 # memcheck: any error or definite/indirect leak makes a process exit 99.
 check-valgrind: $(PROGS)
 	@HARMONIC_VALGRIND=1 HARMONIC_TESTS="$(VALGRIND_TESTS)" scripts/run-integration.sh $(BUILD)
-VALGRIND_TESTS ?= routing.test.mjs clients.test.mjs service.test.mjs malformed.test.mjs
+VALGRIND_TESTS ?= routing.test.mjs clients.test.mjs service.test.mjs malformed.test.mjs backends.test.mjs
 
 check-asan:
 	@$(MAKE) --no-print-directory all $(UNIT_BINS)

@@ -90,6 +90,19 @@ backend_path_for_model(const char *path, const char *model)
 }
 
 void
+backend_nothing_to_warm(struct rt_host *h)
+{
+	(void)h; /* such servers load their model when they start */
+}
+
+char *
+backend_no_advice(const struct rt_host *h)
+{
+	(void)h;
+	return NULL;
+}
+
+void
 backend_call_clear(struct backend_call *c)
 {
 	free(c->body);

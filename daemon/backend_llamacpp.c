@@ -165,19 +165,6 @@ probe(struct rt_host *h, double timeout_s, backend_probe_done done)
 	return upstream_probe(h, "/health", NULL, timeout_s, on_health, NULL);
 }
 
-static void
-came_up(struct rt_host *h)
-{
-	(void)h; /* llama-server loads its model when it starts: nothing to warm */
-}
-
-static char *
-no_advice(const struct rt_host *h)
-{
-	(void)h;
-	return NULL;
-}
-
 static int
 prepare(const struct rt_placement *p, const struct route *r, const char *native_body, size_t len,
     const char *client_model, bool stream, struct backend_call *out, char **err)
@@ -188,7 +175,7 @@ prepare(const struct rt_placement *p, const struct route *r, const char *native_
 const struct backend backend_llamacpp = {
 	.name = "llamacpp",
 	.probe = probe,
-	.came_up = came_up,
-	.advice = no_advice,
+	.came_up = backend_nothing_to_warm,
+	.advice = backend_no_advice,
 	.prepare = prepare,
 };

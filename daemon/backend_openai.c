@@ -74,19 +74,6 @@ probe(struct rt_host *h, double timeout_s, backend_probe_done done)
 	return upstream_probe(h, "/v1/models", NULL, timeout_s, on_models, NULL);
 }
 
-static void
-came_up(struct rt_host *h)
-{
-	(void)h; /* such servers load their model when they start */
-}
-
-static char *
-no_advice(const struct rt_host *h)
-{
-	(void)h;
-	return NULL;
-}
-
 static int
 prepare(const struct rt_placement *p, const struct route *r, const char *native_body, size_t len,
     const char *client_model, bool stream, struct backend_call *out, char **err)
@@ -97,7 +84,7 @@ prepare(const struct rt_placement *p, const struct route *r, const char *native_
 const struct backend backend_openai = {
 	.name = "openai",
 	.probe = probe,
-	.came_up = came_up,
-	.advice = no_advice,
+	.came_up = backend_nothing_to_warm,
+	.advice = backend_no_advice,
 	.prepare = prepare,
 };

@@ -82,6 +82,10 @@ const struct backend *backend_of(const struct rt_host *h);
 bool backend_metric(const char *text, size_t len, const char *name, const char *want_label, double *value);
 /* The path with "?model=NAME" appended, URL-encoded (caller frees). */
 char *backend_path_for_model(const char *path, const char *model);
+/* came_up and advice of kinds that load their model at start and have
+ * nothing to advise. */
+void backend_nothing_to_warm(struct rt_host *h);
+char *backend_no_advice(const struct rt_host *h);
 /* Release what prepare put in c. */
 void backend_call_clear(struct backend_call *c);
 /* prepare for a host that speaks the OpenAI-compatible API: /v1 routes go as

@@ -6,20 +6,11 @@
 #include <string.h>
 
 #include "sim_cache.h"
+#include "sim_hash.h"
 #include "xmalloc.h"
 
 #define CHUNK 4                 /* bytes per text token: the sim counts bytes/4 */
 
-static uint64_t
-mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
-}
 
 /* FNV-1a over n bytes, from h. */
 static uint64_t
@@ -65,13 +56,13 @@ sim_tokens_text(struct sim_tokens *t, const char *text)
 	size_t n = text ? strlen(text) : 0;
 	reserve(t, t->len + (n + CHUNK - 1) / CHUNK);
 	for (size_t i = 0; i < n; i += CHUNK)
-		t->tok[t->len++] = mix64(fnv(FNV_TEXT, text + i, n - i < CHUNK ? n - i : CHUNK));
+		t->tok[t->len++] = sim_mix64(fnv(FNV_TEXT, text + i, n - i < CHUNK ? n - i : CHUNK));
 }
 
 void
 sim_tokens_marker(struct sim_tokens *t, const char *name)
 {
-	sim_tokens_push(t, mix64(fnv(FNV_MARKER, name ? name : "", name ? strlen(name) : 0)));
+	sim_tokens_push(t, sim_mix64(fnv(FNV_MARKER, name ? name : "", name ? strlen(name) : 0)));
 }
 
 size_t
@@ -146,7 +137,7 @@ sim_cache_generate_prompt(struct sim_tokens *out, const char *system, const char
 		for (size_t i = 0; i < sizeof(head) / sizeof(head[0]); i++)
 			sim_tokens_marker(out, head[i]);
 		/* The system text is not counted by the sim; one token stands for it. */
-		sim_tokens_push(out, mix64(fnv(FNV_MARKER ^ 1, system ? system : "", system ? strlen(system) : 0)));
+		sim_tokens_push(out, sim_mix64(fnv(FNV_MARKER ^ 1, system ? system : "", system ? strlen(system) : 0)));
 		sim_tokens_marker(out, "<end>");
 		sim_tokens_marker(out, "<start>");
 		sim_tokens_marker(out, "user");

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "sim_engine.h"
+#include "sim_hash.h"
 #include "sim_profile.h"
 #include "sim_wire.h"
 #include "xmalloc.h"
@@ -47,23 +48,13 @@ static const char *const words[] = {
 	"devices", "every", "year", "brings",
 };
 
-static uint64_t
-mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
-}
 
 const char *
 sim_wire_word(uint64_t seed, int64_t i)
 {
 	/* Leading space on all but the first word, like a BPE tokenizer. */
 	static char tok[32];
-	const char *w = words[mix64(seed + (uint64_t)i * 0x9e3779b97f4a7c15ULL) % (sizeof(words) / sizeof(words[0]))];
+	const char *w = words[sim_mix64(seed + (uint64_t)i * 0x9e3779b97f4a7c15ULL) % (sizeof(words) / sizeof(words[0]))];
 	snprintf(tok, sizeof(tok), "%s%s%s", i == 0 ? "" : " ", w, (i + 1) % 12 == 0 ? "." : "");
 	return tok;
 }
@@ -175,7 +166,7 @@ sim_wire_rand_id(char *buf, size_t size, const char *prefix, const char *alphabe
 		state = (uint64_t)sim_wire_realtime_ns() ^ ((uint64_t)getpid() << 32);
 	for (int i = 0; i < n && at + 1 < size; i++) {
 		state += 0x9e3779b97f4a7c15ULL;
-		buf[at++] = alphabet[mix64(state) % len];
+		buf[at++] = alphabet[sim_mix64(state) % len];
 	}
 	buf[at < size ? at : size - 1] = '\0';
 }
@@ -576,10 +567,10 @@ sim_wire_embedding(const char *text, int dims, uint64_t seed)
 {
 	uint64_t h = seed ^ 0x6a09e667f3bcc909ULL;
 	for (const char *c = text ? text : ""; *c; c++)
-		h = mix64(h ^ (unsigned char)*c);
+		h = sim_mix64(h ^ (unsigned char)*c);
 	double *v = xcalloc((size_t)dims, sizeof(double)), norm = 0;
 	for (int i = 0; i < dims; i++) {
-		v[i] = (double)(mix64(h + (uint64_t)i) >> 11) / 9007199254740992.0 - 0.5;
+		v[i] = (double)(sim_mix64(h + (uint64_t)i) >> 11) / 9007199254740992.0 - 0.5;
 		norm += v[i] * v[i];
 	}
 	norm = sqrt(norm);
