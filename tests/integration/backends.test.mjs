@@ -173,12 +173,12 @@ describe('a model with an Ollama replica and a llama-server replica', () => {
 
   test('both replicas serve, every answer is Ollama-shaped with exact counts', async () => {
     const results = await Promise.all(Array.from({ length: 8 }, () =>
-      generate(hd.url, { model: 'executive', messages: [{ role: 'user', content: 'hi' }], options: { num_predict: 20 } }, { path: '/api/chat' })));
+      generate(hd.url, { model: 'executive', messages: [{ role: 'user', content: 'hi' }], options: { num_predict: 100 } }, { path: '/api/chat' })));
     const hosts = new Set();
     for (const r of results) {
       assert.equal(r.status, 200);
       assert.equal(r.final.done, true);
-      assert.equal(r.final.eval_count, 20);
+      assert.equal(r.final.eval_count, 100);
       assert.equal(r.headers.get('content-type'), 'application/x-ndjson', 'NDJSON whichever host answered');
       hosts.add(r.headers.get('x-harmonic-host'));
     }
@@ -186,7 +186,7 @@ describe('a model with an Ollama replica and a llama-server replica', () => {
     const s = await getJson(hd.url + '/stats');
     const pl = s.models[0].placements;
     assert.ok(pl.every((p) => p.completed > 0 && p.max_in_flight <= 2));
-    assert.equal(s.totals.eval_tokens, 8 * 20);
+    assert.equal(s.totals.eval_tokens, 8 * 100);
   });
 });
 
