@@ -319,3 +319,25 @@ describe('an OpenAI-compatible host (type "openai")', () => {
     assert.equal((await simModel(sim, 'executive')).served >= 1, true);
   });
 });
+
+describe('llama-server slots against num_parallel', () => {
+  test('a different -np is warned about, naming both numbers, and harmonicd keeps to the server\'s slots', async () => {
+    const sim = await llamaSim({ args: ['--np', '2'] });
+    const hd = await startDaemon(daemonConfig({
+      hosts: [{ name: 'arcy', url: sim.url, type: 'llamacpp', num_parallel: 4 }],
+      models: [{ name: 'executive', tier: 'executive', placements: [{ host: 'arcy', parallel: 4 }] }],
+    }));
+    try {
+      await waitFor('the slots read from the server', async () => (await placementOf(hd, 'executive', 'arcy')).backend?.slots === 2);
+      assert.equal((await placementOf(hd, 'executive', 'arcy')).limit, 2);
+      await waitFor('the warning', async () => /llama-server has 2 slots .* but num_parallel is 4: set num_parallel = 2/.test(hd.stderr()));
+      const results = await Promise.all(Array.from({ length: 6 }, () =>
+        generate(hd.url, { model: 'executive', prompt: 'x', options: { num_predict: 10 } })));
+      assert.ok(results.every((r) => r.status === 200 && r.final.eval_count === 10));
+      assert.equal((await simModel(sim, 'executive')).max_deferred, 0, 'the server never queued a request');
+    } finally {
+      assert.equal(await hd.stop(), 0);
+      await sim.stop();
+    }
+  });
+});
