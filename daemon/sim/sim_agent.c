@@ -26,6 +26,14 @@
 #define HEX "0123456789abcdef"
 #define DIGITS "0123456789"
 
+/* In llama-server mode (sim_llama runs these routes too): max_tokens is
+ * optional and usage reports the prompt cache, as llama-server does. */
+static bool
+llama_mode(void)
+{
+	return sim_engine_profile()->api == SIM_PROFILE_API_LLAMACPP;
+}
+
 /* ---- request conversion ---- */
 
 /* Go's name for the kind of a JSON value in decoder messages. */
@@ -301,7 +309,8 @@ convert_messages(struct sim_req *req, json_t *body)
 		return NULL;
 	if (json_string_length(model) == 0)
 		return fail(req, "model is required");
-	if (json_integer_value(max) <= 0)
+	/* llama-server defaults max_tokens; count_tokens has none. */
+	if (json_integer_value(max) <= 0 && !req->count_only && !(llama_mode() && (max == NULL || json_is_null(max))))
 		return fail(req, "max_tokens is required and must be positive");
 	if (json_array_size(in) == 0)
 		return fail(req, "messages is required");
@@ -349,8 +358,10 @@ convert_messages(struct sim_req *req, json_t *body)
 		req->estimate = 1;
 	sim_wire_rand_id(req->agent_id, sizeof(req->agent_id), "msg_", HEX, 24);
 
-	json_t *chat = json_pack("{s:O, s:o, s:b, s:{s:O}}", "model", model, "messages", msgs, "stream",
-	    json_is_true(json_object_get(body, "stream")), "options", "num_predict", max);
+	json_t *chat = json_pack("{s:O, s:o, s:b, s:{}}", "model", model, "messages", msgs, "stream",
+	    json_is_true(json_object_get(body, "stream")), "options");
+	if (json_is_integer(max))
+		json_object_set(json_object_get(chat, "options"), "num_predict", max);
 	if (json_array_size(tools) > 0)
 		json_object_set(chat, "tools", tools);
 	json_decref(tools);
@@ -677,6 +688,17 @@ stop_reason(const struct sim_req *req, const char *done_reason)
 	return *done_reason ? "stop_sequence" : NULL;
 }
 
+/* Anthropic usage; in llama mode with the slot's cached prompt tokens. */
+static json_t *
+anthropic_usage(const struct sim_req *req, int64_t input_tokens, int64_t output_tokens)
+{
+	json_t *u = json_pack("{s:I, s:I}", "input_tokens", (json_int_t)input_tokens, "output_tokens",
+	    (json_int_t)output_tokens);
+	if (llama_mode())
+		json_object_set_new(u, "cache_read_input_tokens", json_integer((json_int_t)sim_request_cached_tokens(req)));
+	return u;
+}
+
 static void
 anthropic_event(struct sim_req *req, const char *name, json_t *data)
 {
@@ -686,9 +708,9 @@ anthropic_event(struct sim_req *req, const char *name, json_t *data)
 static void
 message_start(struct sim_req *req, int64_t input_tokens)
 {
-	anthropic_event(req, "message_start", json_pack("{s:s, s:{s:s, s:s, s:s, s:s, s:[], s:{s:I, s:i}}}", "type",
+	anthropic_event(req, "message_start", json_pack("{s:s, s:{s:s, s:s, s:s, s:s, s:[], s:o}}", "type",
 	    "message_start", "message", "id", req->agent_id, "type", "message", "role", "assistant", "model",
-	    req->model_name, "content", "usage", "input_tokens", (json_int_t)input_tokens, "output_tokens", 0));
+	    req->model_name, "content", "usage", anthropic_usage(req, input_tokens, 0)));
 }
 
 static void
@@ -731,8 +753,7 @@ messages_finish(struct sim_req *req, const char *done_reason)
 			json_decref(content);
 		if (stop != NULL)
 			json_object_set_new(j, "stop_reason", json_string(stop));
-		json_object_set_new(j, "usage", json_pack("{s:I, s:I}", "input_tokens", (json_int_t)req->prompt_tokens,
-		    "output_tokens", (json_int_t)req->emitted));
+		json_object_set_new(j, "usage", anthropic_usage(req, req->prompt_tokens, req->emitted));
 		sim_wire_reply(req, 200, j);
 		return;
 	}
@@ -755,8 +776,8 @@ messages_finish(struct sim_req *req, const char *done_reason)
 		free(partial);
 	}
 	json_t *delta = stop ? json_pack("{s:s}", "stop_reason", stop) : json_object();
-	anthropic_event(req, "message_delta", json_pack("{s:s, s:o, s:{s:I, s:I}}", "type", "message_delta", "delta",
-	    delta, "usage", "input_tokens", (json_int_t)req->prompt_tokens, "output_tokens", (json_int_t)req->emitted));
+	anthropic_event(req, "message_delta", json_pack("{s:s, s:o, s:o}", "type", "message_delta", "delta",
+	    delta, "usage", anthropic_usage(req, req->prompt_tokens, req->emitted)));
 	anthropic_event(req, "message_stop", json_pack("{s:s}", "type", "message_stop"));
 	req->finished = true;
 }
@@ -773,9 +794,10 @@ responses_event(struct sim_req *req, const char *type, json_t *data)
 static json_t *
 responses_usage(const struct sim_req *req)
 {
-	return json_pack("{s:I, s:I, s:I, s:{s:i}, s:{s:i}}", "input_tokens", (json_int_t)req->prompt_tokens,
+	return json_pack("{s:I, s:I, s:I, s:{s:I}, s:{s:i}}", "input_tokens", (json_int_t)req->prompt_tokens,
 	    "output_tokens", (json_int_t)req->emitted, "total_tokens", (json_int_t)(req->prompt_tokens + req->emitted),
-	    "input_tokens_details", "cached_tokens", 0, "output_tokens_details", "reasoning_tokens", 0);
+	    "input_tokens_details", "cached_tokens", (json_int_t)(llama_mode() ? sim_request_cached_tokens(req) : 0),
+	    "output_tokens_details", "reasoning_tokens", 0);
 }
 
 /* The response object (ToResponse's fields, in its order); steals output

@@ -5,6 +5,8 @@
  * (which sim_http then runs exactly like /api/chat: same slots, queue,
  * timing, faults and counting) and writes the chat's tokens back in the
  * API's own JSON bodies and SSE events (reference/agent-apis.md).
+ * sim_llama serves the same routes in llama-server mode through these
+ * (its own errors, model echo and slots; usage then reports cache reads).
  */
 #ifndef HARMONIC_SIM_AGENT_H
 #define HARMONIC_SIM_AGENT_H

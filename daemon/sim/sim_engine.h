@@ -90,6 +90,7 @@ struct sim_req {
 	bool include_usage;             /* /v1 stream_options.include_usage */
 	bool base64;                    /* /v1/embeddings encoding_format "base64" */
 	bool load_only;                 /* empty prompt / messages: load reply */
+	bool count_only;                /* llama /v1/messages/count_tokens: count, run nothing */
 	bool explicit_predict;          /* num_predict given: stop with "length" */
 	int64_t keep_alive_ns;          /* from the request, or the model default */
 	bool keep_alive_set;

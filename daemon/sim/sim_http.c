@@ -749,6 +749,10 @@ start_inference(struct sim_req *req, json_t *body)
 		return;
 	}
 
+	if (req->count_only) {          /* tokenized, never run */
+		sim_llama_count_reply(req);
+		return;
+	}
 	if (empty) {
 		req->target_tokens = 0;
 		req->prompt_tokens = 0;
@@ -800,6 +804,15 @@ llama_post(struct sim_req *req)
 		sim_llama_error(req, 400, msg);
 		free(msg);
 		return;
+	}
+	if (sim_wire_is_agent(req)) {
+		/* As llama-server: the agent request becomes a chat (sim_agent's). */
+		json_t *chat = sim_agent_convert(req);
+		json_decref(body);
+		if ((body = chat) == NULL) {
+			sim_llama_restyle_error(req);
+			return;
+		}
 	}
 	if ((conv = sim_llama_prepare(req, body, &echo)) != NULL) {
 		start_inference(req, conv);
@@ -1125,13 +1138,14 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
 		    : strcmp(method, "POST") == 0 ? M_POST : 0;
 		bool control = strncmp(url, "/_sim/", 6) == 0;
 		enum sim_api llama_api = SIM_API_COUNT;
+		bool count_only = false;
 		if (llama_mode() && !control) {
 			/* llama-server: every other path or method is its 404 (or the
 			 * loading 503); POST bodies are read before answering. */
 			if (m != M_POST)
 				return llama_get(c, url);
 			static const struct route any_post = { "", M_POST, SIM_API_COUNT };
-			llama_api = sim_llama_post_api(url);
+			llama_api = sim_llama_post_api(url, &count_only);
 			rt = &any_post;
 		}
 		bool model_path = rt != NULL && rt->path[0] == '\0' ? false
@@ -1149,6 +1163,7 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
 		req->api = rt->api == SIM_API_COUNT ? SIM_API_GENERATE : rt->api;
 		if (llama_mode() && !control)
 			req->api = llama_api;   /* SIM_API_COUNT: llama_post answers 404 */
+		req->count_only = count_only;
 		req->t_arrival = sim_engine_now();
 		TAILQ_INSERT_TAIL(&H.live, req, all);
 		*con_cls = req;

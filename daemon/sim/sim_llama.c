@@ -10,12 +10,17 @@
  * which slot; the view here gives each holder the lowest free slot id when
  * it is first seen and keeps it until the request leaves, so /slots is
  * stable between probes.
+ *
+ * /v1/messages and /v1/responses reuse sim_agent: its conversion into a
+ * chat, its events and bodies; only errors, the model echo and the
+ * /metrics counting are llama-server's here.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "sim_agent.h"
 #include "sim_engine.h"
 #include "sim_llama.h"
 #include "sim_profile.h"
@@ -152,10 +157,20 @@ reply(struct sim_req *req, int status, json_t *j)
 	req->finished = true;
 }
 
+/* The Anthropic route wraps llama's error in Anthropic's envelope. */
+static json_t *
+route_error_json(const struct sim_req *req, int status, const char *message)
+{
+	if (req->api == SIM_API_MESSAGES)
+		return json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type", error_type(status), "message",
+		    message);
+	return error_json(status, message);
+}
+
 void
 sim_llama_error(struct sim_req *req, int status, const char *message)
 {
-	reply(req, status, error_json(status, message));
+	reply(req, status, route_error_json(req, status, message));
 }
 
 void
@@ -374,8 +389,13 @@ sim_llama_get(const char *url, const char *model_arg, char **body, const char **
 /* ---- POST: checks and conversion ---- */
 
 enum sim_api
-sim_llama_post_api(const char *url)
+sim_llama_post_api(const char *url, bool *count_only)
 {
+	*count_only = strcmp(url, "/v1/messages/count_tokens") == 0;
+	if (*count_only || strcmp(url, "/v1/messages") == 0)
+		return SIM_API_MESSAGES;
+	if (strcmp(url, "/v1/responses") == 0)
+		return SIM_API_RESPONSES;
 	if (strcmp(url, "/v1/chat/completions") == 0 || strcmp(url, "/chat/completions") == 0)
 		return SIM_API_V1_CHAT;
 	if (strcmp(url, "/v1/completions") == 0)
@@ -462,6 +482,28 @@ check_fields(struct sim_req *req, json_t *body)
 	}
 }
 
+/* check_fields, then the token limit: n_predict, else max_tokens; a
+ * limit past the natural answer (default_predict) lets it end with "stop"
+ * like a real model.  NULL when fine, else the 400 message. */
+static const char *
+llama_fields(struct sim_req *req, json_t *out)
+{
+	const char *err = check_fields(req, out);
+	if (err != NULL)
+		return err;
+	json_t *lim = json_object_get(out, "n_predict");
+	if (!present(lim))
+		lim = json_object_get(out, "max_tokens");
+	double n = json_is_number(lim) ? json_number_value(lim) : -1;
+	if (n >= 0 && n <= sim_engine_profile()->default_predict)
+		json_object_set_new(out, "max_tokens", json_integer((json_int_t)n));
+	else
+		json_object_del(out, "max_tokens");
+	json_object_del(out, "n_predict");
+	json_object_del(out, "options");
+	return NULL;
+}
+
 json_t *
 sim_llama_prepare(struct sim_req *req, json_t *body, char **echo)
 {
@@ -492,28 +534,23 @@ sim_llama_prepare(struct sim_req *req, json_t *body, char **echo)
 		return NULL;
 	}
 	json_t *out = json_deep_copy(body);
-	if ((err = check_fields(req, out)) != NULL) {
+	/* The agent APIs' chat was checked by sim_agent, its limit in options. */
+	if (!sim_wire_is_agent(req) && (err = llama_fields(req, out)) != NULL) {
 		sim_llama_error(req, 400, err);
 		json_decref(out);
 		return NULL;
 	}
-	/* The token limit: n_predict, else max_tokens; a limit past the natural
-	 * answer (default_predict) lets it end with "stop" like a real model. */
-	json_t *lim = json_object_get(out, "n_predict");
-	if (!present(lim))
-		lim = json_object_get(out, "max_tokens");
-	double n = json_is_number(lim) ? json_number_value(lim) : -1;
-	if (n >= 0 && n <= p->default_predict)
-		json_object_set_new(out, "max_tokens", json_integer((json_int_t)n));
-	else
-		json_object_del(out, "max_tokens");
-	json_object_del(out, "n_predict");
-	json_object_del(out, "options");
 	json_object_set_new(out, "keep_alive", json_integer(-1));      /* loaded for good */
 	json_object_set_new(out, "model", json_string(pm->name));
 	model_id(pm, id, sizeof(id));
 	*echo = xstrdup(name != NULL && *name != '\0' ? name : id);
 	return out;
+}
+
+void
+sim_llama_count_reply(struct sim_req *req)
+{
+	reply(req, 200, json_pack("{s:I}", "input_tokens", (json_int_t)req->prompt_tokens));
 }
 
 /* ---- the engine's output ---- */
@@ -539,6 +576,16 @@ emit(struct sim_req *req, json_t *j)
 	req->status = 200;
 	req->content_type = CT_SSE;
 	req->stream_started = true;
+}
+
+/* One named SSE event "event: NAME\ndata: <json>\n\n"; steals j. */
+static void
+emit_event(struct sim_req *req, const char *name, json_t *j)
+{
+	sim_buf_append(&req->out, "event: ", 7);
+	sim_buf_append(&req->out, name, strlen(name));
+	sim_buf_append(&req->out, "\n", 1);
+	emit(req, j);
 }
 
 /* A chunk or body in llama-server's field order; steals choices. */
@@ -645,6 +692,10 @@ text_piece(struct sim_req *req, const char *piece)
 static void
 out_token(struct sim_req *req, const char *word)
 {
+	if (sim_wire_is_agent(req)) {
+		sim_agent_output.token(req, word);
+		return;
+	}
 	if (req->api == SIM_API_V1_EMBEDDINGS)
 		return;
 	if (req->tool_call != NULL) {
@@ -727,6 +778,11 @@ finish_whole(struct sim_req *req, const char *reason, const char *text)
 static void
 out_finish(struct sim_req *req, const char *reason)
 {
+	if (sim_wire_is_agent(req)) {
+		count_metrics(req);
+		sim_agent_output.finish(req, reason);
+		return;
+	}
 	if (req->api == SIM_API_V1_EMBEDDINGS) {
 		finish_embed(req);
 		count_metrics(req);
@@ -771,7 +827,7 @@ static void
 out_load_reply(struct sim_req *req, const char *reason)
 {
 	(void)reason;
-	out_finish(req, "stop");        /* prepare never lets an empty request through */
+	out_finish(req, "stop");        /* only an agent request can be empty: it just ends */
 }
 
 /* Before the first result: a plain JSON error with its status; after it,
@@ -783,7 +839,13 @@ out_error_inline(struct sim_req *req, int status, const char *message)
 		sim_llama_error(req, status, message);
 		return;
 	}
-	emit(req, error_json(status, message));
+	if (req->api == SIM_API_MESSAGES)
+		emit_event(req, "error", route_error_json(req, status, message));
+	else if (req->api == SIM_API_RESPONSES)     /* the Responses API's own error event */
+		emit_event(req, "error", json_pack("{s:s, s:s, s:s, s:n, s:I}", "type", "error", "code", error_type(status),
+		    "message", message, "param", "sequence_number", (json_int_t)req->seq++));
+	else
+		emit(req, error_json(status, message));
 	req->finished = true;
 }
 

@@ -208,9 +208,11 @@ emit_record(struct sim_req *req, json_t *j)
 void
 sim_wire_reply(struct sim_req *req, int status, json_t *j)
 {
-	/* Go's json.Encoder on /v1 and the agent routes: a trailing newline. */
-	bool encoder = sim_wire_is_v1(req) || sim_wire_is_agent(req);
-	char *s = sim_wire_is_agent(req) ? sim_wire_dump_go(j, false) : sim_wire_dump(j);
+	/* Go's json.Encoder on /v1 and the agent routes: a trailing newline.
+	 * llama-server (its agent routes come here) writes plain JSON. */
+	bool go = sim_engine_profile()->api != SIM_PROFILE_API_LLAMACPP;
+	bool encoder = go && (sim_wire_is_v1(req) || sim_wire_is_agent(req));
+	char *s = go && sim_wire_is_agent(req) ? sim_wire_dump_go(j, false) : sim_wire_dump(j);
 	json_decref(j);
 	req->out.len = req->out.off = 0;
 	sim_buf_append(&req->out, s, strlen(s));

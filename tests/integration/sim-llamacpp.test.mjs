@@ -1,9 +1,12 @@
 // harmonic-sim as llama.cpp's llama-server (--api llamacpp / host.api):
 // loading 503, /props, /slots, /metrics, the OpenAI routes in llama's
 // shapes, slots (-np) with the server's deferred queue, faults, router
-// mode, and the openai npm client straight against the sim.
+// mode, and the openai npm client straight against the sim; the agent
+// routes (/v1/messages, count_tokens, /v1/responses) with the official
+// @anthropic-ai/sdk and openai clients.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { startSim, postJson, lines, sleep, writeTemp } from './lib/harness.mjs';
 
@@ -27,6 +30,9 @@ models = (
 
 const WEATHER = [{ type: 'function', function: { name: 'get_weather', description: 'weather for a city',
   parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
+// The same tool for Anthropic (input_schema) and Responses (flat function).
+const A_WEATHER = { name: 'get_weather', description: 'weather for a city', input_schema: WEATHER[0].function.parameters };
+const R_WEATHER = { type: 'function', name: 'get_weather', description: 'weather for a city', parameters: WEATHER[0].function.parameters };
 
 /** Run a POST to completion; SSE events parsed (data: lines), or the JSON body. */
 async function call(url, path, body) {
@@ -88,6 +94,11 @@ test('loading: /health and the rest answer 503 "Loading model", the model lists 
     const post = await postJson(`${sim.url}/v1/chat/completions`, { messages: [{ role: 'user', content: 'hi' }] });
     assert.equal(post.status, 503);
     assert.equal((await post.json()).error.type, 'unavailable_error');
+    for (const p of ['/v1/messages', '/v1/messages/count_tokens', '/v1/responses']) {
+      const r = await postJson(sim.url + p, { model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }], input: 'hi' });
+      assert.equal(r.status, 503, p);
+      assert.equal((await r.json()).error.message, 'Loading model', p);
+    }
     const models = await (await fetch(`${sim.url}/v1/models`)).json();
     assert.equal(models.data[0].id, 'qwen-tiny');
     assert.equal(models.data[0].meta, null);
@@ -308,6 +319,16 @@ test('router mode: POSTs route by model, GETs by ?model=, each model has its own
     assert.equal(r.status, 200);
     assert.equal(r.json.model, 'alpha');
     assert.equal((await fetch(`${sim.url}/slots?model=gamma`)).status, 404);
+    // The agent routes route by model too, errors in the route's own shape.
+    r = await call(sim.url, '/v1/messages', { model: 'gamma', max_tokens: 5, messages: [{ role: 'user', content: 'x' }] });
+    assert.equal(r.status, 404);
+    assert.deepEqual(r.json, { type: 'error', error: { type: 'not_found_error', message: 'model not found' } });
+    r = await call(sim.url, '/v1/responses', { model: 'gamma', input: 'x' });
+    assert.equal(r.status, 404);
+    assert.deepEqual(r.json, { error: { code: 404, message: 'model not found', type: 'not_found_error' } });
+    r = await call(sim.url, '/v1/messages', { model: 'alpha', max_tokens: 2, messages: [{ role: 'user', content: 'x' }] });
+    assert.equal(r.json.model, 'alpha');
+    assert.equal(r.json.usage.output_tokens, 2);
 
     const ctl = new AbortController();
     const res = await postJson(`${sim.url}/v1/chat/completions`, { model: 'beta', messages: [{ role: 'user', content: 'x' }],
@@ -343,6 +364,183 @@ test('the openai npm client chats with the sim directly', async () => {
     assert.equal(emb.data[0].embedding.length, 8);
     const models = await client.models.list();
     assert.deepEqual(models.data.map((m) => m.id), ['qwen-tiny']);
+  } finally {
+    await sim.stop();
+  }
+});
+
+test('/v1/messages and count_tokens with @anthropic-ai/sdk: create, stream, tool use, cache reads, errors', async () => {
+  const sim = await startLoaded({ profile: SINGLE, speed: 50 });
+  try {
+    const client = new Anthropic({ baseURL: sim.url, apiKey: 'unused', maxRetries: 0 });
+    const messages = [{ role: 'user', content: 'tell me about the sea' }];
+    // The prompt count is the sim's, the same whichever route carries the conversation.
+    const ref = await call(sim.url, '/v1/chat/completions', { messages, max_tokens: 1 });
+    const count = await client.messages.countTokens({ model: 'claude-sim', messages });
+    assert.deepEqual(count, { input_tokens: ref.json.usage.prompt_tokens });
+
+    const { data: msg, response } = await client.messages.create({ model: 'claude-sim', max_tokens: 6, messages }).withResponse();
+    assert.equal(response.headers.get('server'), 'llama.cpp');
+    assert.equal(msg.type, 'message');
+    assert.match(msg.id, /^msg_/);
+    assert.equal(msg.model, 'claude-sim');               // the request's model, echoed
+    assert.equal(msg.stop_reason, 'max_tokens');
+    assert.equal(msg.content[0].type, 'text');
+    assert.equal(msg.content[0].text.split(' ').length, 6);
+    assert.equal(msg.usage.input_tokens, count.input_tokens);
+    assert.equal(msg.usage.output_tokens, 6);
+    assert.equal(msg.usage.cache_read_input_tokens, Number(response.headers.get('x-sim-cached-tokens')));
+    assert.ok(msg.usage.cache_read_input_tokens > 0, 'the chat above left the prompt in a slot');
+
+    const stream = client.messages.stream({ model: 'claude-sim', max_tokens: 5, messages });
+    let text = '';
+    stream.on('text', (t) => { text += t; });
+    const final = await stream.finalMessage();
+    assert.equal(final.model, 'claude-sim');
+    assert.equal(final.content[0].text, text);
+    assert.equal(text, msg.content[0].text.split(' ').slice(0, 5).join(' '));
+    assert.equal(final.stop_reason, 'max_tokens');
+    assert.equal(final.usage.output_tokens, 5);
+    assert.equal(final.usage.input_tokens, count.input_tokens);
+    assert.ok(final.usage.cache_read_input_tokens > 0 && final.usage.cache_read_input_tokens <= count.input_tokens);
+
+    // max_tokens is optional on llama-server: the natural answer ends with end_turn.
+    let r = await call(sim.url, '/v1/messages', { model: 'm', messages: [{ role: 'user', content: 'hi' }] });
+    assert.equal(r.status, 200);
+    assert.equal(r.json.stop_reason, 'end_turn');
+
+    // Tool use by the tool rule, streamed and not; then the round trip ends the turn.
+    const tmsgs = [{ role: 'user', content: 'Call get_weather for `Oslo`' }];
+    const one = await client.messages.stream({ model: 'claude-sim', max_tokens: 1024, tools: [A_WEATHER], messages: tmsgs }).finalMessage();
+    assert.equal(one.stop_reason, 'tool_use');
+    const use = one.content.find((c) => c.type === 'tool_use');
+    assert.equal(use.name, 'get_weather');
+    assert.deepEqual(use.input, { city: 'Oslo' });
+    const again = await client.messages.create({ model: 'claude-sim', max_tokens: 1024, tools: [A_WEATHER], messages: tmsgs });
+    assert.equal(again.stop_reason, 'tool_use');
+    assert.deepEqual(again.content.find((c) => c.type === 'tool_use').input, { city: 'Oslo' });
+    // A limit past default_predict (2000): the answer ends naturally.
+    const two = await client.messages.create({ model: 'claude-sim', max_tokens: 4096, tools: [A_WEATHER], messages: [...tmsgs,
+      { role: 'assistant', content: one.content }, { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: 'cold' }] }] });
+    assert.equal(two.stop_reason, 'end_turn');
+    assert.equal(two.content[0].type, 'text');
+
+    // Errors in Anthropic's envelope around llama's type.
+    r = await call(sim.url, '/v1/messages', { model: 'm', max_tokens: 0, messages });
+    assert.equal(r.status, 400);
+    assert.deepEqual(r.json, { type: 'error', error: { type: 'invalid_request_error', message: 'max_tokens is required and must be positive' } });
+    await assert.rejects(client.messages.create({ model: 'm', max_tokens: 5, messages: [] }),
+      (e) => e.status === 400 && e.error?.type === 'error' && e.error?.error?.type === 'invalid_request_error');
+    await postJson(`${sim.url}/_sim/fault`, { mode: 'fail', status: 500, message: 'boom' });
+    r = await call(sim.url, '/v1/messages', { model: 'm', max_tokens: 5, messages });
+    assert.equal(r.status, 500);
+    assert.deepEqual(r.json, { type: 'error', error: { type: 'server_error', message: 'boom' } });
+    // Mid-stream: one `event: error`, then the end; the SDK throws it.
+    await postJson(`${sim.url}/_sim/fault`, { mode: 'error', after_tokens: 2, message: 'Compute error.' });
+    r = await call(sim.url, '/v1/messages', { model: 'm', max_tokens: 5, stream: true, messages });
+    assert.match(r.raw, /event: error\ndata: \{"type":"error","error":\{"type":"server_error","message":"Compute error\."\}\}\n\n$/);
+    assert.ok(!r.raw.includes('message_stop'));
+    await postJson(`${sim.url}/_sim/fault`, { mode: 'error', after_tokens: 2, message: 'Compute error.' });
+    await assert.rejects(client.messages.stream({ model: 'm', max_tokens: 5, messages }).finalMessage(), /Compute error\./);
+
+    // Counted in llama's /metrics like any request.
+    assert.ok((await metrics(sim.url))['llamacpp:tokens_predicted_total'] >= 6 + 5);
+  } finally {
+    await sim.stop();
+  }
+});
+
+test('/v1/responses with the openai client: create, stream, tool use, usage, errors', async () => {
+  const sim = await startLoaded({ profile: SINGLE, speed: 50 });
+  try {
+    const client = new OpenAI({ baseURL: `${sim.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const input = 'tell me about the sea';
+    const ref = await call(sim.url, '/v1/chat/completions', { messages: [{ role: 'user', content: input }], max_tokens: 1 });
+
+    const r = await client.responses.create({ model: 'gpt-sim', input, max_output_tokens: 6 });
+    assert.equal(r.object, 'response');
+    assert.equal(r.status, 'completed');
+    assert.equal(r.model, 'gpt-sim');
+    assert.equal(r.output[0].type, 'message');
+    assert.equal(r.output_text.split(' ').length, 6);
+    assert.equal(r.usage.input_tokens, ref.json.usage.prompt_tokens);
+    assert.equal(r.usage.output_tokens, 6);
+    assert.equal(r.usage.total_tokens, r.usage.input_tokens + 6);
+    assert.ok(r.usage.input_tokens_details.cached_tokens > 0, 'the chat above left the prompt in a slot');
+
+    const stream = await client.responses.create({ model: 'gpt-sim', input, max_output_tokens: 6, stream: true });
+    const types = [];
+    let text = '', done;
+    for await (const ev of stream) {
+      types.push(ev.type);
+      if (ev.type === 'response.output_text.delta') text += ev.delta;
+      if (ev.type === 'response.completed') done = ev.response;
+    }
+    assert.deepEqual([types[0], types[1], types.at(-1)], ['response.created', 'response.in_progress', 'response.completed']);
+    assert.equal(text, r.output_text);
+    assert.equal(done.model, 'gpt-sim');
+    assert.equal(done.output[0].content[0].text, text);
+    assert.equal(done.usage.output_tokens, 6);
+    assert.equal(done.usage.input_tokens, r.usage.input_tokens);
+
+    // Tool use by the tool rule, streamed and not; then the round trip answers in text.
+    const tin = [{ role: 'user', content: 'get_weather in `Rome`' }];
+    const one = await client.responses.create({ model: 'gpt-sim', tools: [R_WEATHER], input: tin });
+    const call1 = one.output[0];
+    assert.equal(call1.type, 'function_call');
+    assert.equal(call1.name, 'get_weather');
+    assert.deepEqual(JSON.parse(call1.arguments), { city: 'Rome' });
+    const ts = await client.responses.create({ model: 'gpt-sim', tools: [R_WEATHER], input: tin, stream: true });
+    let args = '', item;
+    for await (const ev of ts) {
+      if (ev.type === 'response.function_call_arguments.delta') args += ev.delta;
+      if (ev.type === 'response.output_item.done') item = ev.item;
+    }
+    assert.deepEqual(JSON.parse(args), { city: 'Rome' });
+    assert.equal(item.type, 'function_call');
+    assert.equal(item.name, 'get_weather');
+    const two = await client.responses.create({ model: 'gpt-sim', tools: [R_WEATHER],
+      input: [...tin, call1, { type: 'function_call_output', call_id: call1.call_id, output: 'warm' }] });
+    assert.equal(two.output[0].type, 'message');
+    assert.ok(two.output_text.length > 0);
+
+    // Errors in llama's (OpenAI-like) shape; mid-stream an `error` event the client throws.
+    const bad = await call(sim.url, '/v1/responses', { model: 'm', input: 5 });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json.error.code, 400);
+    assert.equal(bad.json.error.type, 'invalid_request_error');
+    await postJson(`${sim.url}/_sim/fault`, { mode: 'error', after_tokens: 2, message: 'Compute error.' });
+    const s = await client.responses.create({ model: 'm', input, max_output_tokens: 6, stream: true });
+    await assert.rejects((async () => { for await (const ev of s) void ev; })(), /Compute error\./);
+  } finally {
+    await sim.stop();
+  }
+});
+
+test('-np 1: agent requests wait deferred for the slot (no 503, no headers), and leave the line when cancelled', async () => {
+  const sim = await startLoaded({ profile: SINGLE, speed: 1, args: ['--np', '1'] });
+  try {
+    const ctl = [0, 1, 2].map(() => new AbortController());
+    const headers = [false, false, false];
+    const msg = (i, n) => postJson(`${sim.url}/v1/messages`, { model: 'm', max_tokens: n, stream: true,
+      messages: [{ role: 'user', content: 'x' }] }, {}, ctl[i].signal).then((res) => { headers[i] = true; return res; });
+    const first = await msg(0, 2000);               // holds the only slot
+    assert.equal(first.status, 200);
+    const second = msg(1, 3);
+    const third = postJson(`${sim.url}/v1/responses`, { model: 'm', max_output_tokens: 3, stream: true, input: 'y' }, {}, ctl[2].signal)
+      .then((res) => { headers[2] = true; return res; });
+    second.catch(() => {});
+    third.catch(() => {});
+    await waitFor(async () => (await metrics(sim.url))['llamacpp:requests_deferred'] === 2, 'two deferred');
+    assert.deepEqual(headers.slice(1), [false, false], 'deferred requests got no headers');
+    ctl[1].abort();                                 // the second leaves the line
+    await waitFor(async () => (await metrics(sim.url))['llamacpp:requests_deferred'] === 1, 'one deferred');
+    ctl[0].abort();                                 // the slot frees: the third runs
+    const t = await third;
+    assert.equal(t.status, 200);
+    const raw = await t.text();
+    assert.match(raw, /event: response\.completed/);
+    await waitFor(async () => { const m = await metrics(sim.url); return m['llamacpp:requests_processing'] === 0 && m['llamacpp:requests_deferred'] === 0; }, 'idle');
   } finally {
     await sim.stop();
   }
