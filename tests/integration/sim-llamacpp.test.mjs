@@ -370,7 +370,9 @@ test('the openai npm client chats with the sim directly', async () => {
 });
 
 test('/v1/messages and count_tokens with @anthropic-ai/sdk: create, stream, tool use, cache reads, errors', async () => {
-  const sim = await startLoaded({ profile: SINGLE, speed: 50 });
+  // One slot: a request sent right after the previous answer was read waits
+  // for that slot (and its cache) instead of racing its release into another.
+  const sim = await startLoaded({ profile: SINGLE, speed: 50, args: ['--np', '1'] });
   try {
     const client = new Anthropic({ baseURL: sim.url, apiKey: 'unused', maxRetries: 0 });
     const messages = [{ role: 'user', content: 'tell me about the sea' }];
@@ -451,7 +453,7 @@ test('/v1/messages and count_tokens with @anthropic-ai/sdk: create, stream, tool
 });
 
 test('/v1/responses with the openai client: create, stream, tool use, usage, errors', async () => {
-  const sim = await startLoaded({ profile: SINGLE, speed: 50 });
+  const sim = await startLoaded({ profile: SINGLE, speed: 50, args: ['--np', '1'] }); // see the test above
   try {
     const client = new OpenAI({ baseURL: `${sim.url}/v1`, apiKey: 'unused', maxRetries: 0 });
     const input = 'tell me about the sea';
