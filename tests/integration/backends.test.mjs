@@ -123,6 +123,15 @@ describe('Ollama clients on a llama-server host', () => {
     assert.equal(next.done, true);
   });
 
+  test('format: JSON mode and a JSON schema reach the server as response_format', async () => {
+    const ollama = new Ollama({ host: hd.url });
+    const j = await ollama.chat({ model: 'executive', messages: [{ role: 'user', content: 'a user as JSON' }], format: 'json' });
+    assert.equal(typeof JSON.parse(j.message.content), 'object', j.message.content);
+    const schema = { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] };
+    const g = await ollama.generate({ model: 'executive', prompt: 'a user as JSON', format: schema });
+    assert.equal(typeof JSON.parse(g.response), 'object', g.response);
+  });
+
   test('embed, embeddings and show', async () => {
     const ollama = new Ollama({ host: hd.url });
     const e = await ollama.embed({ model: 'executive', input: ['a', 'b'] });
