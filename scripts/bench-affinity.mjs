@@ -22,7 +22,6 @@ const NUM_PREDICT = 96;
 const SYSTEM_BYTES = 5200;   // ~1,300 tokens (bytes/4), plus the tools: ~2,000 in all
 const USER_BYTES = 1200;     // ~300 tokens; with the previous answer (~96) ~400 new a turn
 const THINK_S = [1.0, 3.0];  // think time between turns, simulated seconds
-const START_S = 2.0;         // agents start spread over this, simulated seconds
 
 function args(argv) {
   const o = {};
@@ -64,7 +63,7 @@ const TOOL_NAMES = ['read_file', 'write_file', 'run_shell', 'search_code', 'list
 
 /** The whole workload for a seed: the shared system prompt and tools, and
  * per agent its start offset, user messages and think times. */
-export function workload(seed, agents, turns) {
+export function workload(seed, agents, turns, startSpread = 2.0) {
   const r = rng(seed);
   const system = text(r, SYSTEM_BYTES, 'You are a software engineering agent working in a large repository. ' +
     'Use the tools to inspect and change files; explain each step briefly.');
@@ -83,7 +82,7 @@ export function workload(seed, agents, turns) {
   const plan = [];
   for (let a = 0; a < agents; a++) {
     plan.push({
-      start: r() * START_S,
+      start: r() * startSpread,
       users: Array.from({ length: turns }, (_, t) => text(r, USER_BYTES, `Agent ${a + 1}, task step ${t + 1}:`)),
       think: Array.from({ length: turns }, () => THINK_S[0] + r() * (THINK_S[1] - THINK_S[0])),
     });
@@ -102,6 +101,7 @@ async function chatTurn(url, agent, messages, tools) {
     body: JSON.stringify({ model: MODEL, messages, tools, stream: true, options: { num_predict: NUM_PREDICT } }),
   });
   const host = resp.headers.get('x-harmonic-host');
+  const queue_ms = Number(resp.headers.get('x-harmonic-queue-ms') ?? NaN);
   if (resp.status !== 200) throw new Error(`HTTP ${resp.status}: ${await resp.text()}`);
   let ttft = null, content = '', buf = '', final = null;
   const dec = new TextDecoder();
@@ -121,7 +121,7 @@ async function chatTurn(url, agent, messages, tools) {
     }
   }
   if (!final) throw new Error('stream ended without done');
-  return { ttft_ms: ttft, total_ms: performance.now() - t0, host, content,
+  return { ttft_ms: ttft, total_ms: performance.now() - t0, host, content, queue_ms,
     eval_count: final.eval_count ?? 0, prompt_eval_count: final.prompt_eval_count ?? 0 };
 }
 
@@ -134,7 +134,7 @@ async function runAgent(url, speed, w, a, turns, out) {
     messages.push({ role: 'user', content: p.users[t] });
     try {
       const r = await chatTurn(url, name, messages, w.tools);
-      out.push({ agent: a, turn: t + 1, ttft_ms: r.ttft_ms, total_ms: r.total_ms, host: r.host,
+      out.push({ agent: a, turn: t + 1, ttft_ms: r.ttft_ms, total_ms: r.total_ms, host: r.host, queue_ms: r.queue_ms,
         eval_count: r.eval_count, prompt_eval_count: r.prompt_eval_count });
       messages.push({ role: 'assistant', content: r.content });   // as a client keeps its history
     } catch (e) {
@@ -149,7 +149,7 @@ const getJson = async (u) => (await fetch(u)).json();
 
 async function run(o) {
   const speed = Number(o.speed), agents = Number(o.agents), turns = Number(o.turns);
-  const w = workload(Number(o.seed), agents, turns);
+  const w = workload(Number(o.seed), agents, turns, Number(o['start-spread'] ?? 2));
   const reqs = [];
   const t0 = performance.now();
   await Promise.all(Array.from({ length: agents }, (_, a) => runAgent(o.url, speed, w, a, turns, reqs)));
@@ -194,6 +194,8 @@ function figures(r) {
     requests: r.requests.length, errors: r.requests.length - ok.length,
     evaluated: r.sims.reduce((s, x) => s + x.evaluated, 0),
     cached: r.sims.reduce((s, x) => s + x.cached, 0),
+    queue_p50: pct(ok.map((q) => q.queue_ms * k).filter(Number.isFinite), 0.5),
+    queue_p95: pct(ok.map((q) => q.queue_ms * k).filter(Number.isFinite), 0.95),
     ttft_p50: pct(ttft, 0.5), ttft_p95: pct(ttft, 0.95), ttft_per_turn: perTurn,
     tokens, tokens_per_s: tokens / wall, wall_s: wall,
     hits: r.placements.reduce((s, p) => s + p.hits, 0),
@@ -263,6 +265,8 @@ function report(o) {
   row('prompt tokens cached (sims)', l.cached, a.cached, int);
   row('TTFT p50 (s)', l.ttft_p50, a.ttft_p50, s3);
   row('TTFT p95 (s)', l.ttft_p95, a.ttft_p95, s3);
+  row('harmonicd queue wait p50 (s)', l.queue_p50, a.queue_p50, s3, false);
+  row('harmonicd queue wait p95 (s)', l.queue_p95, a.queue_p95, s3, false);
   row('generated tokens/s', l.tokens_per_s, a.tokens_per_s, s1);
   row('wall time (s)', l.wall_s, a.wall_s, s1);
   row('affinity hits', l.hits, a.hits, int, false);

@@ -24,6 +24,7 @@ seed=1
 speed=4
 agents=24
 turns=6
+spread=2
 svg=
 json=
 record=no
@@ -34,6 +35,7 @@ while [ $# -gt 0 ]; do
 	--speed) speed=$2; shift 2 ;;
 	--agents) agents=$2; shift 2 ;;
 	--turns) turns=$2; shift 2 ;;
+	--start-spread) spread=$2; shift 2 ;;
 	--svg) svg=$2; shift 2 ;;
 	--json) json=$2; shift 2 ;;
 	--record) record=yes; shift ;;
@@ -98,7 +100,7 @@ CONF
 	echo "== $1: playing the workload" >&2
 	node "$top/scripts/bench-affinity.mjs" run --url "http://127.0.0.1:$hd" \
 		--sims "http://127.0.0.1:$s1,http://127.0.0.1:$s2" --seed "$seed" --speed "$speed" \
-		--agents "$agents" --turns "$turns" --out "$work/$1.json"
+		--agents "$agents" --turns "$turns" --start-spread "$spread" --out "$work/$1.json"
 	stop_stack
 }
 
