@@ -162,8 +162,9 @@ sim_cache_answer(struct sim_tokens *out, const json_t *call, const char *text)
 /* ---- the slot table ---- */
 
 void
-sim_cache_init(struct sim_cache *c, int n_slots)
+sim_cache_init(struct sim_cache *c, int n_slots, bool fork_prefix)
 {
+	c->fork_prefix = fork_prefix;
 	c->n = n_slots > 0 ? n_slots : 1;
 	c->slots = xcalloc((size_t)c->n, sizeof(*c->slots));
 	c->clock = 0;
@@ -185,8 +186,42 @@ sim_cache_clear(struct sim_cache *c)
 		c->slots[i].seq.len = 0;
 }
 
-int
-sim_cache_acquire(struct sim_cache *c, const struct sim_tokens *prompt, int64_t prompt_len, int64_t *cached)
+/* Ollama's rule (fork_prefix): see sim_cache.h.  The longest prefix may
+ * sit in a busy slot (Ollama copies it all the same); -1 when no slot is free. */
+static int
+acquire_forking(struct sim_cache *c, const struct sim_tokens *prompt, size_t *common_out)
+{
+	int longest = -1, oldest = -1;
+	size_t best_common = 0;
+
+	for (int i = 0; i < c->n; i++) {
+		const struct sim_cache_slot *s = &c->slots[i];
+		size_t common = prompt ? sim_tokens_common(&s->seq, prompt) : 0;
+		if (longest < 0 || common > best_common) {
+			longest = i;
+			best_common = common;
+		}
+		if (!s->busy && (oldest < 0 || s->last_used < c->slots[oldest].last_used))
+			oldest = i;
+	}
+	*common_out = best_common;
+	if (longest >= 0 && !c->slots[longest].busy && best_common == c->slots[longest].seq.len)
+		return longest;         /* the slot's whole sequence continues here */
+	if (oldest < 0)
+		return -1;
+	if (best_common > 0 && longest != oldest) {
+		/* Fork: the oldest slot gets a copy of the shared prefix. */
+		struct sim_tokens *dst = &c->slots[oldest].seq;
+		reserve(dst, best_common);
+		memcpy(dst->tok, c->slots[longest].seq.tok, best_common * sizeof(*dst->tok));
+		dst->len = best_common;
+	}
+	return oldest;
+}
+
+/* llama-server's rule: the free slot with the longest common prefix. */
+static int
+acquire_longest(struct sim_cache *c, const struct sim_tokens *prompt, size_t *common_out)
 {
 	int best = -1;
 	size_t best_common = 0;
@@ -202,11 +237,21 @@ sim_cache_acquire(struct sim_cache *c, const struct sim_tokens *prompt, int64_t 
 			best_common = common;
 		}
 	}
+	*common_out = best_common;
+	return best;
+}
+
+int
+sim_cache_acquire(struct sim_cache *c, const struct sim_tokens *prompt, int64_t prompt_len, int64_t *cached)
+{
+	size_t common = 0;
+	int best = c->fork_prefix ? acquire_forking(c, prompt, &common) : acquire_longest(c, prompt, &common);
+
 	*cached = 0;
 	if (best < 0)
 		return -1;
 	if (prompt_len > 0)
-		*cached = (int64_t)best_common < prompt_len ? (int64_t)best_common : prompt_len - 1;
+		*cached = (int64_t)common < prompt_len ? (int64_t)common : prompt_len - 1;
 	c->slots[best].busy = true;
 	c->slots[best].last_used = ++c->clock;
 	return best;

@@ -70,9 +70,12 @@ struct sim_cache {
 	struct sim_cache_slot *slots;
 	int n;
 	uint64_t clock;
+	bool fork_prefix;       /* Ollama's multi-slot rule (sim_cache_acquire) */
 };
 
-void sim_cache_init(struct sim_cache *c, int n_slots);
+/* fork_prefix: choose slots as Ollama's runner does with several slots
+ * (false: as llama-server does). */
+void sim_cache_init(struct sim_cache *c, int n_slots, bool fork_prefix);
 void sim_cache_shutdown(struct sim_cache *c);
 /* Forget every slot's sequence (a model load: the KV cache is new). */
 void sim_cache_clear(struct sim_cache *c);
@@ -80,7 +83,13 @@ void sim_cache_clear(struct sim_cache *c);
 /*
  * Take a free slot for prompt (NULL = no cacheable prompt): the one whose
  * sequence shares the longest prefix with prompt, ties to the least
- * recently used.  *cached gets the tokens that need no evaluation: that
+ * recently used (llama-server).  With fork_prefix (Ollama's runner with
+ * more than one slot, findBestCacheSlot): that slot only when its whole
+ * sequence is a prefix of prompt (a conversation's next turn); otherwise
+ * the least recently used free slot (never used ones first), into which
+ * the longest common prefix is copied, so a prompt that shares only a
+ * system prompt with a conversation does not overwrite that conversation.
+ * *cached gets the tokens that need no evaluation: that
  * prefix, but at least one token of a non-empty prompt_len is evaluated,
  * as llama-server and Ollama's runner do; prompt_len is the prompt's
  * reported length (it bounds *cached).  Returns the slot index, or -1 when

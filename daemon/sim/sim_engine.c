@@ -159,7 +159,8 @@ sim_engine_init(const struct sim_profile *p, double speed, uint64_t seed, sim_en
 		TAILQ_INIT(&m->active);
 		m->keep_alive_ns = m->p->keep_alive_ns;
 		m->expires_at = INT64_MAX;
-		sim_cache_init(&m->cache, m->p->num_parallel);
+		/* Ollama's runner and llama-server choose slots differently (sim_cache.h). */
+		sim_cache_init(&m->cache, m->p->num_parallel, p->api == SIM_PROFILE_API_OLLAMA);
 	}
 	TAILQ_INIT(&E.faults);
 }

@@ -165,7 +165,7 @@ test_longest_prefix_choice(void **state)
 	int64_t cached;
 	(void)state;
 
-	sim_cache_init(&c, 3);
+	sim_cache_init(&c, 3, false);
 	prompt_like(&base, NULL, 0, 100, 9);
 	/* Slot i holds a sequence sharing 10, 60, 30 tokens with base. */
 	size_t shares[3] = { 10, 60, 30 };
@@ -218,7 +218,7 @@ test_lru_tie_break(void **state)
 	int64_t cached;
 	(void)state;
 
-	sim_cache_init(&c, 3);
+	sim_cache_init(&c, 3, false);
 	prompt_like(&q, NULL, 0, 50, 1);
 	assert_int_equal(sim_cache_acquire(&c, &q, 50, &cached), 0);
 	assert_int_equal(sim_cache_acquire(&c, &q, 50, &cached), 1);
@@ -247,7 +247,7 @@ test_nothing_and_everything(void **state)
 	int64_t cached;
 	(void)state;
 
-	sim_cache_init(&c, 2);
+	sim_cache_init(&c, 2, false);
 	prompt_like(&a, NULL, 0, 40, 1);
 	prompt_like(&b, NULL, 0, 40, 2);
 	int s = sim_cache_acquire(&c, &a, 40, &cached);
@@ -288,7 +288,7 @@ test_cap_at_context(void **state)
 	int64_t cached;
 	(void)state;
 
-	sim_cache_init(&c, 1);
+	sim_cache_init(&c, 1, false);
 	prompt_like(&a, NULL, 0, 300, 3);
 	prompt_like(&more, NULL, 0, 50, 4);
 	int s = sim_cache_acquire(&c, &a, 300, &cached);
@@ -309,6 +309,70 @@ test_cap_at_context(void **state)
 	sim_cache_shutdown(&c);
 }
 
+/* Ollama's rule (fork_prefix): a prompt sharing only a system prompt with
+ * a conversation's slot does not take that slot while an older one is
+ * free; the shared prefix is copied into the older slot.  The
+ * conversation's next turn finds its own slot whole. */
+static void
+test_fork_prefix_keeps_conversations(void **state)
+{
+	struct sim_cache c;
+	struct sim_tokens sys, conv_a, conv_b, next_a;
+	int64_t cached;
+	(void)state;
+
+	sim_cache_init(&c, 3, true);
+	prompt_like(&sys, NULL, 0, 50, 7);                 /* the shared system prompt */
+	prompt_like(&conv_a, &sys, 50, 80, 1);              /* conversation A, turn 1 */
+	prompt_like(&conv_b, &sys, 50, 80, 2);              /* conversation B, turn 1 */
+	prompt_like(&next_a, &conv_a, 80, 120, 3);          /* A, turn 2: extends turn 1 */
+
+	int sa = sim_cache_acquire(&c, &conv_a, 80, &cached);
+	assert_int_equal(sa, 0);
+	assert_int_equal(cached, 0);
+	sim_cache_store(&c, sa, &conv_a, 1000);
+	sim_cache_release(&c, sa);
+
+	/* B shares 50 tokens with A's slot: it forks them into a never-used slot. */
+	int sb = sim_cache_acquire(&c, &conv_b, 80, &cached);
+	assert_int_equal(sb, 1);
+	assert_int_equal(cached, 50);
+	assert_int_equal(c.slots[1].seq.len, 50);
+	assert_int_equal(c.slots[0].seq.len, 80);           /* A's slot untouched */
+	sim_cache_store(&c, sb, &conv_b, 1000);
+	sim_cache_release(&c, sb);
+
+	/* A's next turn: its slot holds a prefix of it, whole. */
+	assert_int_equal(sim_cache_acquire(&c, &next_a, 120, &cached), 0);
+	assert_int_equal(cached, 80);
+	/* A repeat of B's turn while slot 0 is busy: slot 1 whole. */
+	assert_int_equal(sim_cache_acquire(&c, &conv_b, 80, &cached), 1);
+	assert_int_equal(cached, 79);
+	/* Another prompt on A's prefix: slot 0 is busy, so it forks into slot 2. */
+	assert_int_equal(sim_cache_acquire(&c, &next_a, 120, &cached), 2);
+	assert_int_equal(cached, 80);
+	assert_int_equal(sim_cache_acquire(&c, &next_a, 120, &cached), -1);
+
+	/* Every slot used once: no whole match takes the least recently used
+	 * one, even if another slot shares more. */
+	sim_cache_release(&c, 1);
+	sim_cache_release(&c, 0);
+	sim_cache_release(&c, 2);
+	assert_int_equal(sim_cache_acquire(&c, &conv_b, 0, &cached), 1);
+	sim_cache_release(&c, 1);
+	struct sim_tokens other;
+	prompt_like(&other, &conv_a, 60, 90, 4);            /* shares 60 with slots 0 and 2 */
+	assert_int_equal(sim_cache_acquire(&c, &other, 90, &cached), 0);   /* least recently used */
+	assert_int_equal(cached, 60);
+
+	sim_tokens_free(&other);
+	sim_tokens_free(&sys);
+	sim_tokens_free(&conv_a);
+	sim_tokens_free(&conv_b);
+	sim_tokens_free(&next_a);
+	sim_cache_shutdown(&c);
+}
+
 int
 main(void)
 {
@@ -321,6 +385,7 @@ main(void)
 		cmocka_unit_test(test_lru_tie_break),
 		cmocka_unit_test(test_nothing_and_everything),
 		cmocka_unit_test(test_cap_at_context),
+		cmocka_unit_test(test_fork_prefix_keeps_conversations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
