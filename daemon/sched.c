@@ -27,8 +27,10 @@
 
 /* Affinity routing (docs/routing.md): a conversation-specific match keeps
  * its replica while that one is at most AFF_BALANCE of its slots (relative)
- * fuller than the least loaded other; a request waiting for a full affine
- * replica lets up to AFF_SCAN further agents' heads of its model go first. */
+ * fuller than the least loaded other; a new conversation goes to the replica
+ * that has started the fewest, among those within AFF_BALANCE of the least
+ * loaded; a request waiting for a full affine replica lets up to AFF_SCAN
+ * further agents' heads of its model go first. */
 #define AFF_BALANCE 0.5
 #define AFF_SCAN 8
 
@@ -454,12 +456,32 @@ pick_placement(struct rt_model *m, const struct rt_placement *excluded)
 
 /* ---- affinity (docs/routing.md) ---- */
 
+/* Among m's placements that can take a request now and are loaded at most
+ * max_load, the one that has started the fewest conversations (then the
+ * least loaded); NULL if none. */
+static struct rt_placement *
+fewest_conversations(struct rt_model *m, const struct rt_placement *excluded, double max_load)
+{
+	struct rt_placement *best = NULL;
+
+	for (int k = 0; k < m->n_placements; k++) {
+		struct rt_placement *p = &m->placements[k];
+		if (p == excluded || !can_take(p, m->tier->index) || load_of(p) > max_load)
+			continue;
+		if (best == NULL || p->conversations < best->conversations ||
+		    (p->conversations == best->conversations && load_of(p) < load_of(best)))
+			best = p;
+	}
+	return best;
+}
+
 /* Where the dispatcher would send an item, and why. */
 struct choice {
 	struct rt_placement *p;         /* NULL: not now */
 	struct rt_placement *affine;    /* its conversation's replica, if the record names one */
 	enum { CHOSEN_PLAIN, CHOSEN_HIT, CHOSEN_SPILL } how;
 	bool waits;                     /* p is NULL because it waits for affine */
+	bool fresh;                     /* a new conversation (no history of its own in the record) */
 };
 
 static bool
@@ -521,7 +543,6 @@ choose(struct sched_item *it, struct choice *ch)
 {
 	struct rt_model *m = it->model;
 	struct rt_placement *a;
-	bool shared;
 
 	memset(ch, 0, sizeof(*ch));
 	ch->p = pick_placement(m, it->excluded);
@@ -532,23 +553,29 @@ choose(struct sched_item *it, struct choice *ch)
 		it->aff_looked = true;
 	}
 	a = placement_with_id(m, it->aff_pid);
-	if (a == NULL || a == it->excluded || !a->host->up)
-		return; /* unknown prefix, or its replica is gone, down or failed it */
-	shared = it->aff_depth <= 1;
-	if (!shared)
-		ch->affine = a;
+	if (a == NULL || it->aff_depth <= 1) {
+		/* A new conversation: its history will live where it starts, so
+		 * spread conversations evenly (a replica holding more of them
+		 * than it has slots evicts their caches), within bounded load. */
+		if (ch->p != NULL)
+			ch->p = fewest_conversations(m, it->excluded, load_of(ch->p) + AFF_BALANCE);
+		ch->fresh = true;
+		return;
+	}
+	if (a == it->excluded || !a->host->up)
+		return; /* its replica is down or failed it */
+	ch->affine = a;
 	if (can_take(a, m->tier->index)) {
-		if (ch->p == NULL || ch->p == a ||
-		    load_of(a) <= load_of(ch->p) + (shared ? 0.0 : AFF_BALANCE)) {
+		if (ch->p == NULL || ch->p == a || load_of(a) <= load_of(ch->p) + AFF_BALANCE) {
 			ch->p = a;
-			ch->how = shared ? CHOSEN_PLAIN : CHOSEN_HIT;
+			ch->how = CHOSEN_HIT;
 		} else {
-			ch->how = shared ? CHOSEN_PLAIN : CHOSEN_SPILL;
+			ch->how = CHOSEN_SPILL;
 		}
 		return;
 	}
-	if (ch->p == NULL || shared)
-		return; /* no room anywhere (it waits in the queue), or a shared prefix: the normal choice */
+	if (ch->p == NULL)
+		return; /* no room anywhere: it waits in the queue */
 	if (may_wait(it, a)) {
 		ch->p = NULL;
 		ch->waits = true;
@@ -756,6 +783,8 @@ take_slot(struct sched_item *it, struct rt_placement *p)
 static void
 note_affinity(struct sched_item *it, const struct choice *ch)
 {
+	if (ch->fresh)
+		ch->p->conversations++;
 	if (ch->how == CHOSEN_HIT)
 		ch->p->affinity_hits++;
 	else if (ch->how == CHOSEN_SPILL && ch->affine != NULL)

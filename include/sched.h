@@ -78,6 +78,7 @@ struct rt_placement {
 	uint32_t aff_id;
 	uint64_t affinity_hits;     /* placed here because the record named it */
 	uint64_t affinity_spills;   /* the record named it, the request went elsewhere */
+	uint64_t conversations;     /* new conversations placed here (affinity spreads them evenly) */
 	double service_s;           /* EWMA of dispatch-to-completion time; 0 = no estimate */
 	uint64_t outcome[STATS_OUTCOME_COUNT]; /* closed after a dispatch here */
 	struct stats_rate rate;

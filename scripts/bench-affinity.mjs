@@ -158,7 +158,7 @@ async function run(o) {
   const hd = await getJson(`${o.url}/stats`);
   const model = hd.models.find((m) => m.name === MODEL);
   const result = {
-    speed, agents, turns, wall_ms, requests: reqs,
+    speed, agents, turns, slots: Number(o.slots ?? 0), start_spread: Number(o['start-spread'] ?? 2), wall_ms, requests: reqs,
     sims: sims.map((s) => ({ evaluated: s.totals.prompt_tokens_evaluated, cached: s.totals.prompt_tokens_cached })),
     placements: model.placements.map((p) => ({ host: p.host, hits: p.affinity?.hits ?? 0, spills: p.affinity?.spills ?? 0,
       completed: p.completed ?? null, prompt_tokens: p.prompt_tokens, prompt_cached_tokens: p.prompt_cached_tokens })),
@@ -254,7 +254,7 @@ function report(o) {
   const F = Object.fromEntries(names.map((n) => [n, figures(runs[n])]));
   const [l, a] = [F.least_loaded, F.affinity];
   const r0 = runs.affinity;
-  console.log(`== prompt-cache affinity: ${r0.agents} agents x ${r0.turns} turns, 2 replicas of ${MODEL} (parallel 8 each), --speed ${r0.speed}; times in simulated s`);
+  console.log(`== prompt-cache affinity: ${r0.agents} agents x ${r0.turns} turns, 2 replicas of ${MODEL} (${r0.slots} slots each), agents starting over ${r0.start_spread} s, --speed ${r0.speed}; times in simulated s`);
   const ratio = (x, y) => (y > 0 ? x / y : NaN);
   const row = (what, x, y, fmt, showRatio = true) =>
     console.log(what.padEnd(34), fmt(x).padStart(12), fmt(y).padStart(12), showRatio ? ratio(y, x).toFixed(3).padStart(9) : ''.padStart(9));

@@ -9,38 +9,46 @@
 #
 # The replicas: two harmonic-sim processes with the DGX Spark profile
 # (etc/sim/dgx-spark.conf, its qwen3:8b: prompt_rate 1400 tok/s, the
-# report's decode curve, 64 slots holding a prompt cache each), placed in
-# harmonicd with parallel 8 each, num_ctx 8192.  The driver is
-# scripts/bench-affinity.mjs.
+# report's decode curve), each configured as harmonicd asks a host to be:
+# OLLAMA_NUM_PARALLEL equal to the placement's slots (--np 12: 12 slots,
+# each holding one sequence's prompt cache; 12 is the demo's slot count for
+# an 8B-class model on the Spark), placed in harmonicd with parallel 12
+# each, num_ctx 8192.  The agents start over the first 20 s (a fleet being
+# brought up), so the first turns do not all evaluate the shared system
+# prompt cold at the same instant (--start-spread 2 shows that case).  The driver is scripts/bench-affinity.mjs.
 #
 # Usage: scripts/bench-affinity.sh [--seed N] [--speed N] [--agents N]
 #        [--turns N] [--svg FILE] [--json FILE] [--record] [--build DIR]
 #   --speed N   the sims' clock (and the think time) N times faster (default 4);
 #               figures are converted back to simulated seconds
 #   --record    also write the plot to docs/bench-affinity.svg (unless --svg)
+#   --slots N   each replica's slots, in harmonicd and on the sim (default 12)
+#   --start-spread S  the agents' first turns start over S seconds (default 20)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 seed=1
 speed=4
 agents=24
 turns=6
-spread=2
+spread=20
 svg=
 json=
 record=no
 build=build
+slots=12
 while [ $# -gt 0 ]; do
 	case $1 in
 	--seed) seed=$2; shift 2 ;;
 	--speed) speed=$2; shift 2 ;;
 	--agents) agents=$2; shift 2 ;;
 	--turns) turns=$2; shift 2 ;;
+	--slots) slots=$2; shift 2 ;;
 	--start-spread) spread=$2; shift 2 ;;
 	--svg) svg=$2; shift 2 ;;
 	--json) json=$2; shift 2 ;;
 	--record) record=yes; shift ;;
 	--build) build=$2; shift 2 ;;
-	*) echo "usage: $0 [--seed N] [--speed N] [--agents N] [--turns N] [--svg FILE] [--json FILE] [--record] [--build DIR]" >&2; exit 64 ;;
+	*) echo "usage: $0 [--seed N] [--speed N] [--agents N] [--turns N] [--slots N] [--start-spread S] [--svg FILE] [--json FILE] [--record] [--build DIR]" >&2; exit 64 ;;
 	esac
 done
 [ -n "$svg" ] || [ "$record" = no ] || svg=$top/docs/bench-affinity.svg
@@ -74,18 +82,18 @@ run_policy() { # $1 = routing
 	local s1 s2 hd
 	s1=$(port); s2=$(port); hd=$(port)
 	for s in $s1 $s2; do
-		"$B/harmonic-sim" --listen 127.0.0.1:$s --profile "$top/etc/sim/dgx-spark.conf" --speed "$speed" --log-level error &
+		"$B/harmonic-sim" --listen 127.0.0.1:$s --profile "$top/etc/sim/dgx-spark.conf" --speed "$speed" --np "$slots" --log-level error &
 		pids+=($!)
 	done
 	cat > "$work/hd.conf" <<CONF
 listen = "127.0.0.1:$hd";
 log_level = "warn";
 routing = "$1";
-hosts = ( { name = "replica-a"; url = "http://127.0.0.1:$s1"; memory_gb = 128.0; num_parallel = 64; },
-          { name = "replica-b"; url = "http://127.0.0.1:$s2"; memory_gb = 128.0; num_parallel = 64; } );
+hosts = ( { name = "replica-a"; url = "http://127.0.0.1:$s1"; memory_gb = 128.0; num_parallel = $slots; },
+          { name = "replica-b"; url = "http://127.0.0.1:$s2"; memory_gb = 128.0; num_parallel = $slots; } );
 tiers = ( { name = "agents"; queue_depth = 10000; } );
 models = ( { name = "qwen3:8b"; tier = "agents"; base_gb = 5.2; kv_gb = 0.5; num_ctx = 8192; keep_alive = -1;
-             placements = ( { host = "replica-a"; parallel = 8; }, { host = "replica-b"; parallel = 8; } ); } );
+             placements = ( { host = "replica-a"; parallel = $slots; }, { host = "replica-b"; parallel = $slots; } ); } );
 CONF
 	"$B/harmonicd" -c "$work/hd.conf" &
 	pids+=($!)
@@ -100,7 +108,7 @@ CONF
 	echo "== $1: playing the workload" >&2
 	node "$top/scripts/bench-affinity.mjs" run --url "http://127.0.0.1:$hd" \
 		--sims "http://127.0.0.1:$s1,http://127.0.0.1:$s2" --seed "$seed" --speed "$speed" \
-		--agents "$agents" --turns "$turns" --start-spread "$spread" --out "$work/$1.json"
+		--agents "$agents" --turns "$turns" --start-spread "$spread" --slots "$slots" --out "$work/$1.json"
 	stop_stack
 }
 
