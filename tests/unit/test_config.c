@@ -729,6 +729,43 @@ test_routing(void **state)
 	config_diags_free(&d);
 }
 
+/* Host types and backend_model (SPEC 10), and the warnings of settings
+ * that only Ollama takes. */
+static void
+test_backend_kinds(void **state)
+{
+	struct config_diags d = {0};
+	struct config *cfg = load_ok("hosts = ( { name = \"o\"; url = \"http://127.0.0.1:1\"; memory_gb = 64.0; },\n"
+	    "  { name = \"l\"; url = \"http://127.0.0.1:2\"; memory_gb = 64.0; type = \"llamacpp\"; },\n"
+	    "  { name = \"v\"; url = \"http://127.0.0.1:3\"; memory_gb = 64.0; type = \"openai\"; } );\n" ONE_TIER
+	    "models = ( { name = \"mixed\"; tier = \"t\"; num_ctx = 4096; placements = ( { host = \"o\"; }, { host = \"l\"; parallel = 8; } ); },\n"
+	    "  { name = \"llama\"; backend_model = \"qwen3-8b\"; tier = \"t\"; num_ctx = 4096; keep_alive = -1;\n"
+	    "    placements = ( { host = \"l\"; parallel = 8; }, { host = \"v\"; } ); } );\n", &d);
+
+	assert_int_equal(cfg->hosts[0].type, HOST_OLLAMA);
+	assert_int_equal(cfg->hosts[1].type, HOST_LLAMACPP);
+	assert_int_equal(cfg->hosts[2].type, HOST_OPENAI);
+	assert_string_equal(config_host_type_name(cfg->hosts[1].type), "llamacpp");
+	assert_false(cfg->hosts[1].num_parallel_set);
+	assert_string_equal(cfg->models[1].ollama, "qwen3-8b");
+	assert_string_equal(cfg->models[0].ollama, "mixed");
+	/* A llamacpp host without num_parallel: no -np warning (read from /props). */
+	assert_true(diags_find(&d, NULL, "-np") < 0);
+	/* num_ctx on a mixed model applies to its Ollama replica: no warning;
+	 * on a model without an Ollama host it is warned about. */
+	assert_true(diags_find(&d, NULL, "llama: num_ctx and keep_alive not sent") >= 0);
+	assert_true(diags_find(&d, NULL, "mixed: num_ctx") < 0);
+	config_unref(cfg);
+	config_diags_free(&d);
+
+	cfg = load_ok("hosts = ( { name = \"l\"; url = \"http://127.0.0.1:2\"; memory_gb = 64.0; type = \"llamacpp\"; "
+	    "num_parallel = 4; } );\n" ONE_TIER
+	    "models = ( { name = \"m\"; tier = \"t\"; placements = ( { host = \"l\"; parallel = 8; } ); } );\n", &d);
+	assert_true(diags_find(&d, NULL, "start llama-server on host \"l\" (http://127.0.0.1:2) with -np 8") >= 0);
+	config_unref(cfg);
+	config_diags_free(&d);
+}
+
 static int n_broken, n_good;
 
 /* The issue asks for at least 25 broken configs; we keep at least 30. */
@@ -746,6 +783,7 @@ main(void)
 	static const struct CMUnitTest fixed[] = {
 		cmocka_unit_test(test_corpus_size),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_backend_kinds),
 		cmocka_unit_test(test_explicit_settings),
 		cmocka_unit_test(test_key_files),
 		cmocka_unit_test(test_model_key),
