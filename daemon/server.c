@@ -284,6 +284,10 @@ server_run(const char *file, bool debug)
 	ev_timer_stop(&srv.tick);
 	autotune_shutdown();
 	notify_shutdown();
+	/* Probes still out own their callbacks' arguments (a placement's load
+	 * reading, a warm-up's claimed slot): let them see "cancelled" while
+	 * the runtime they point into still exists, as a reload does. */
+	upstream_cancel_probes();
 	health_shutdown();
 out_sched:
 	http_shutdown();

@@ -350,3 +350,28 @@ describe('llama-server slots against num_parallel', () => {
     }
   });
 });
+
+describe('shutdown with probes in flight', () => {
+  test('a load-view probe the server never answers is released at exit (no leak: exit 0 under ASan and valgrind)', async () => {
+    // A llama-server that is up but never answers its load view.
+    const http = await import('node:http');
+    const held = [];
+    const srv = http.createServer((req, res) => {
+      if (req.url === '/health') { res.writeHead(200, { 'content-type': 'application/json' }); res.end('{"status":"ok"}'); return; }
+      held.push(res); // /slots, /metrics, /props, /v1/models: no answer
+    });
+    await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${srv.address().port}`;
+    const hd = await startDaemon(daemonConfig({
+      hosts: [{ name: 'arcy', url, type: 'llamacpp' }],
+      models: [{ name: 'executive', tier: 'executive', placements: [{ host: 'arcy', parallel: 2 }] }],
+    }));
+    try {
+      await waitFor('load-view probes sent', async () => held.length >= 3);
+    } finally {
+      assert.equal(await hd.stop(), 0);
+      for (const res of held) res.destroy();
+      srv.close();
+    }
+  });
+});
