@@ -382,11 +382,22 @@ sched_placement_backend_load(struct rt_placement *p, const struct backend_load *
 	if (seen >= p->outside) {
 		p->outside = seen;
 		p->outside_lower = -1;
-	} else if (p->outside_lower >= 0) {
-		p->outside = seen > p->outside_lower ? seen : p->outside_lower;
-		p->outside_lower = -1;
 	} else {
-		p->outside_lower = seen;
+		if (p->outside_lower < 0) {
+			p->outside_lower = seen;
+			p->outside_lower_n = 0;
+			p->outside_lower_quiet = true;
+			p->outside_lower_us = p->backend.read_us;
+		}
+		if (seen > p->outside_lower)
+			p->outside_lower = seen;
+		p->outside_lower_n++;
+		p->outside_lower_quiet = p->outside_lower_quiet && ours == 0;
+		if (p->outside_lower_n >= 2 && (p->outside_lower_quiet ||
+		    p->backend.read_us - p->outside_lower_us >= SCHED_OUTSIDE_SETTLE_US)) {
+			p->outside = p->outside_lower;
+			p->outside_lower = -1;
+		}
 	}
 	if (p->outside != before) {
 		log_info("host %s: %d slot%s of %s in use by others (the backend reports %d busy, %d ours): "

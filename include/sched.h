@@ -94,7 +94,10 @@ struct rt_placement {
 	 * /metrics, vLLM /metrics; SPEC 10), as of the last probe. */
 	struct backend_load backend;
 	int outside;                /* busy slots that are not ours (someone uses the server directly): not ours to fill */
-	int outside_lower;          /* a lower reading waiting for the next to agree; -1: none */
+	int outside_lower;          /* the highest of the lower readings since they began; -1: none */
+	int outside_lower_n;        /* how many lower readings in a row */
+	bool outside_lower_quiet;   /* all of them taken with none of ours in flight there */
+	uint64_t outside_lower_us;  /* when the first of them came */
 	bool unlisted;              /* the server does not list the model (openai hosts): no traffic */
 };
 
@@ -250,8 +253,12 @@ int sched_placement_limit(const struct rt_placement *p);
 /* A probe read the backend's load view b of p while ours of our requests
  * were in flight there (the most we had between sending the probe and its
  * answer).  Busy slots beyond ours are someone else's: the estimate rises
- * at once and falls only when two readings in a row agree (the backend's
- * count lags ours at both ends of a request). */
+ * at once.  It falls only when two lower readings in a row were taken with
+ * none of ours in flight there, or when lower readings have lasted
+ * SCHED_OUTSIDE_SETTLE_US: the backend registers a request later than we
+ * count it, so a reading during our own traffic can look lower than the
+ * truth. */
+#define SCHED_OUTSIDE_SETTLE_US (10u * 1000000u)
 void sched_placement_backend_load(struct rt_placement *p, const struct backend_load *b, int ours);
 /* p completed a request dispatched at dispatch_us: feeds its service-time
  * estimate (affinity's "will a slot free within affinity_wait"). */
