@@ -4,7 +4,6 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "endpoint.h"
 #include "ev.h"
@@ -162,15 +161,6 @@ backend_read_model_list(struct rt_host *h, const char *body, size_t len, bool se
 	return true;
 }
 
-static int64_t
-wall_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* /api/show for a host without one: what the configuration and the probes
  * know (the context the server runs with, from /props or /v1/models). */
 static char *
@@ -219,7 +209,7 @@ backend_prepare_openai_compatible(const struct rt_placement *p, const struct rou
 		*err = xstrdup("harmonicd: the request body is not JSON");
 		return -1;
 	}
-	if ((local = xlate_local_answer((enum xlate_route)xr, native, client_model, wall_ns())) != NULL) {
+	if ((local = xlate_local_answer((enum xlate_route)xr, native, client_model, ev_wall_ns())) != NULL) {
 		out->local = jx_dump(local, &out->local_len);
 		json_decref(local);
 		json_decref(native);

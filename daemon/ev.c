@@ -62,6 +62,15 @@ ev_now_us(void)
 	return now_us;
 }
 
+int64_t
+ev_wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 int
 ev_init(void)
 {

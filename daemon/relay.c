@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "agents.h"
 #include "api.h"
@@ -132,15 +131,6 @@ run_wake(void *arg)
 	request_unref(req);
 }
 
-static int64_t
-wall_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void wake_soon(struct request *req);
 
 /* Relay what the translator has produced (committing the answer at its
@@ -203,7 +193,7 @@ on_data(struct upstream_xfer *x, const char *data, size_t len)
 		/* Another API: what reaches the client is the translation.  The
 		 * answer is the client's only once there is something to say, so
 		 * a failure before that is still retried or answered 502. */
-		xlate_feed(req->call.answer, data, len, (int64_t)ev_now_us() * 1000, wall_ns());
+		xlate_feed(req->call.answer, data, len, (int64_t)ev_now_us() * 1000, ev_wall_ns());
 		take_translated(req);
 		return len;
 	}
@@ -329,7 +319,7 @@ finish_ok(struct request *req)
 
 	if (req->call.answer != NULL) {
 		const char *why;
-		bool complete = xlate_finish(req->call.answer, (int64_t)ev_now_us() * 1000, wall_ns(), &why);
+		bool complete = xlate_finish(req->call.answer, (int64_t)ev_now_us() * 1000, ev_wall_ns(), &why);
 		bool started = xlate_started(req->call.answer);
 		take_translated(req);
 		if (!complete) {

@@ -34,6 +34,8 @@ void ev_shutdown(void);
 
 /* Monotonic clock in microseconds (cached per iteration by ev_now_us). */
 uint64_t ev_now_us(void);
+/* Wall clock in nanoseconds since the epoch (timestamps in answers). */
+int64_t ev_wall_ns(void);
 /* Fresh monotonic reading, updating the cache. */
 uint64_t ev_update_now(void);
 
