@@ -13,6 +13,29 @@
 #include "xlate.h"
 #include "xmalloc.h"
 
+static backend_probe_done verdict_sink;
+
+void
+backend_set_verdict_sink(backend_probe_done sink)
+{
+	verdict_sink = sink;
+}
+
+void
+backend_report(struct rt_host *h, long status, bool ok, bool loading_is_503)
+{
+	enum backend_verdict v = BACKEND_FAILED;
+
+	if (status < 0)
+		v = BACKEND_CANCELLED;
+	else if (status == 200 && ok)
+		v = BACKEND_UP;
+	else if (status == 503 && loading_is_503)
+		v = BACKEND_NOT_READY;
+	if (verdict_sink != NULL)
+		verdict_sink(h, v);
+}
+
 const struct backend *
 backend_of(const struct rt_host *h)
 {

@@ -20,8 +20,6 @@
 #include "upstream.h"
 #include "xmalloc.h"
 
-static backend_probe_done report;
-
 /* A probe about one placement.  Reload cancels every probe (status -1)
  * before the runtime the pointer belongs to goes away. */
 struct placement_probe {
@@ -148,20 +146,15 @@ on_health(struct rt_host *h, const char *path, long status, const char *body, si
 
 	if (sched == NULL)
 		return;
-	if (status < 0) {
-		report(h, BACKEND_CANCELLED);
-		return;
-	}
 	was_up = h->up && h->fails == 0;
-	report(h, status == 200 ? BACKEND_UP : status == 503 ? BACKEND_NOT_READY : BACKEND_FAILED);
+	backend_report(h, status, true, true);
 	if (status == 200 && h->up)
 		read_load(h, !was_up || h->n_loaded == 0);
 }
 
 static int
-probe(struct rt_host *h, double timeout_s, backend_probe_done done)
+probe(struct rt_host *h, double timeout_s)
 {
-	report = done;
 	return upstream_probe(h, "/health", NULL, timeout_s, on_health, NULL);
 }
 

@@ -30,8 +30,6 @@
 #define CONTEXT_RECENT_US (600u * 1000000u)  /* advice stands this long after a mismatch */
 #define CONTEXT_WARN_US (3600ull * 1000000u) /* one warning per placement and hour */
 
-static backend_probe_done report; /* health's verdict callback (always the same one) */
-
 /* The model's tag as a lookup key (lowercase, ":latest" implied), so that
  * "qwen3" in the config matches "qwen3:latest" in /api/ps. */
 static bool
@@ -216,19 +214,14 @@ on_version(struct rt_host *h, const char *path, long status, const char *body, s
 {
 	if (sched == NULL)
 		return;
-	if (status < 0) {
-		report(h, BACKEND_CANCELLED);
-		return;
-	}
-	report(h, status == 200 ? BACKEND_UP : BACKEND_FAILED);
+	backend_report(h, status, true, false);
 	if (status == 200 && h->up)
 		upstream_probe(h, "/api/ps", NULL, 2.0, on_ps, NULL);
 }
 
 static int
-probe(struct rt_host *h, double timeout_s, backend_probe_done done)
+probe(struct rt_host *h, double timeout_s)
 {
-	report = done;
 	return upstream_probe(h, "/api/version", NULL, timeout_s, on_version, NULL);
 }
 

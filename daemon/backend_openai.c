@@ -16,8 +16,6 @@
 #include "upstream.h"
 #include "xmalloc.h"
 
-static backend_probe_done report;
-
 /* What the first /metrics line of a gauge says for model, if anything. */
 static bool
 model_gauge(const char *body, size_t len, const char *name, const char *model, double *v)
@@ -57,20 +55,15 @@ on_models(struct rt_host *h, const char *path, long status, const char *body, si
 
 	if (sched == NULL)
 		return;
-	if (status < 0) {
-		report(h, BACKEND_CANCELLED);
-		return;
-	}
 	listed = status == 200 && backend_read_model_list(h, body, len, true);
-	report(h, listed ? BACKEND_UP : status == 503 ? BACKEND_NOT_READY : BACKEND_FAILED);
+	backend_report(h, status, listed, true);
 	if (listed && h->up)
 		upstream_probe(h, "/metrics", NULL, 2.0, on_metrics, NULL);
 }
 
 static int
-probe(struct rt_host *h, double timeout_s, backend_probe_done done)
+probe(struct rt_host *h, double timeout_s)
 {
-	report = done;
 	return upstream_probe(h, "/v1/models", NULL, timeout_s, on_models, NULL);
 }
 

@@ -65,7 +65,7 @@ probe_host(struct rt_host *h)
 	if (st->probing)
 		return;
 	st->probing = true;
-	if (backend_of(h)->probe(h, t < 2.0 ? (t > 0.5 ? t : 0.5) : 2.0, on_probe_done) < 0)
+	if (backend_of(h)->probe(h, t < 2.0 ? (t > 0.5 ? t : 0.5) : 2.0) < 0)
 		st->probing = false;
 }
 
@@ -82,6 +82,7 @@ health_init(void)
 {
 	n_states = sched->n_hosts;
 	states = xcalloc((size_t)n_states, sizeof(*states));
+	backend_set_verdict_sink(on_probe_done);
 	ev_timer_init(&tick, on_tick, NULL);
 	on_tick(NULL);
 }

@@ -52,15 +52,13 @@ add_load(json_t *o, const char *key, int v)
 		json_object_set_new(o, key, json_integer(v + (have ? json_integer_value(have) : 0)));
 }
 
-static json_t *
-load_json(const struct backend_load *b)
+/* Add b's reported gauges to o (a host sums its models'). */
+static void
+add_loads(json_t *o, const struct backend_load *b)
 {
-	json_t *o = json_object();
-
 	add_load(o, "slots", b->slots);
 	add_load(o, "busy", b->busy);
 	add_load(o, "waiting", b->waiting);
-	return o;
 }
 
 static json_t *
@@ -75,9 +73,7 @@ host_backend_json(const struct rt_host *h)
 				continue;
 			if (o == NULL)
 				o = json_object();
-			add_load(o, "slots", p->backend.slots);
-			add_load(o, "busy", p->backend.busy);
-			add_load(o, "waiting", p->backend.waiting);
+			add_loads(o, &p->backend);
 		}
 	return o;
 }
@@ -136,7 +132,8 @@ placement_json(const struct rt_placement *p, uint64_t now)
 	if (p->cfg->parallel_auto)
 		json_object_set_new(o, "auto", auto_json(&p->autoslot));
 	if (p->backend.read_us != 0) {
-		json_t *b = load_json(&p->backend);
+		json_t *b = json_object();
+		add_loads(b, &p->backend);
 		json_object_set_new(b, "outside", json_integer(p->outside));
 		json_object_set_new(o, "backend", b);
 	}

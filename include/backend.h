@@ -36,6 +36,13 @@ struct xlate_answer;
 enum backend_verdict { BACKEND_UP, BACKEND_FAILED, BACKEND_NOT_READY, BACKEND_CANCELLED };
 typedef void (*backend_probe_done)(struct rt_host *h, enum backend_verdict v);
 
+/* Where the kinds' verdicts go: health registers it once, at start. */
+void backend_set_verdict_sink(backend_probe_done sink);
+/* A kind's liveness answer as a verdict, to the sink: status -1 is a
+ * cancelled probe, a 200 the kind judged ok is up, a 503 from a kind whose
+ * servers say "loading" that way is not ready, anything else failed. */
+void backend_report(struct rt_host *h, long status, bool ok, bool loading_is_503);
+
 /* One forwarded request as the backend must see it. */
 struct backend_call {
 	const char *path;               /* on the host; static or the route's */
@@ -48,11 +55,11 @@ struct backend_call {
 
 struct backend {
 	const char *name;               /* the host type, as configured */
-	/* Start one probe round of h (timeout_s per call); done runs exactly
-	 * once with the liveness verdict, before the optional reads that
-	 * follow it (loaded models, load view).  Returns -1 if nothing could be
-	 * started (done does not run). */
-	int (*probe)(struct rt_host *h, double timeout_s, backend_probe_done done);
+	/* Start one probe round of h (timeout_s per call); it reports exactly
+	 * one liveness verdict (backend_report), before the optional reads
+	 * that follow it (loaded models, load view).  Returns -1 if nothing
+	 * could be started (no verdict follows). */
+	int (*probe)(struct rt_host *h, double timeout_s);
 	/* h has come up (at start, or back after being down). */
 	void (*came_up)(struct rt_host *h);
 	/* What to change on host h that a probe found wrong lately (Ollama:
