@@ -543,11 +543,11 @@ may_wait(struct sched_item *it, const struct rt_placement *a)
 
 /*
  * The placement for it now.  least_loaded (or no keys): the most free
- * slots.  affinity: the replica of its longest known prefix while that
- * one has a free slot and is not much fuller than the others (bounded
- * load); a match of the shared prefix only (depth 1: many conversations
- * share it) just breaks ties; when the affine replica is full, wait for it
- * if it frees a slot soon enough (may_wait), else spill.
+ * slots.  affinity: the replica of its conversation (a match deeper than
+ * the shared prefix) while that one has a free slot and is not much
+ * fuller than the others (bounded load); when it is full, wait for it if
+ * it frees a slot soon enough (may_wait), else spill.  A new conversation
+ * (no match, or only the prefix many share) goes where the fewest started.
  */
 static void
 choose(struct sched_item *it, struct choice *ch)
