@@ -253,5 +253,6 @@ backend_prepare_openai_compatible(const struct rt_placement *p, const struct rou
 		return -1;
 	}
 	out->answer = xlate_answer_new((enum xlate_route)xr, client_model, stream, (int64_t)ev_now_us() * 1000);
+	out->ctype = stream ? "application/x-ndjson" : "application/json; charset=utf-8";
 	return 0;
 }

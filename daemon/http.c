@@ -333,8 +333,9 @@ respond(struct request *req)
 			request_client_gone(req, "no memory for the response");
 			return MHD_NO;
 		}
-		/* The backend's Content-Type may hold bytes MHD refuses. */
-		if (!add_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+		/* A translated answer has the translation's type; the backend's
+		 * Content-Type may hold bytes MHD refuses. */
+		if (!add_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, req->call.ctype ? req->call.ctype :
 		        req->up.ctype[0] ? req->up.ctype : "application/json; charset=utf-8"))
 			add_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
 		if (req->stream)

@@ -12,7 +12,6 @@
 
 #include <jansson.h>
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,12 +142,8 @@ take_translated(struct request *req)
 
 	if (n == 0)
 		return;
-	if (req->state == REQUEST_WAITING) {
-		/* The answer's type is the translation's, not the backend's SSE. */
-		snprintf(req->up.ctype, sizeof(req->up.ctype), "%s",
-		    req->stream ? "application/x-ndjson" : "application/json; charset=utf-8");
+	if (req->state == REQUEST_WAITING)
 		commit(req);
-	}
 	request_buf_append(req, out, n);
 	count_tokens(req, tokscan_feed(&req->scan, out, n));
 	wake_soon(req);

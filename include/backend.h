@@ -49,6 +49,7 @@ struct backend_call {
 	char *body;                     /* NULL: send the request's own body; else owned by the caller */
 	size_t body_len;
 	struct xlate_answer *answer;    /* NULL: relay the answer as it comes; else owned by the caller */
+	const char *ctype;              /* with answer: the translation's Content-Type (static) */
 	char *local;                    /* an answer made here (/api/show): JSON, owned; no transfer */
 	size_t local_len;
 };
